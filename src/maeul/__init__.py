@@ -1,0 +1,2 @@
+"""maeul: open urban AI platform."""
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""One Settings object, built once at start-up. Every field is documented in docs/configuration.md.
+
+Settings come from environment variables prefixed ``MAEUL_`` (for example ``MAEUL_STORE_URL``)
+or from keyword arguments; command-line flags override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Validated configuration of a maeul process."""
+
+    model_config = SettingsConfigDict(env_prefix="MAEUL_", extra="forbid")
+
+    store_url: str = Field(
+        "sqlite:///var/maeul.db",
+        description="Where the hub keeps its data: sqlite:///PATH or postgresql://...",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(1026, ge=0, le=65535, description="HTTP port (1026 is NGSI-LD's).")
+    public_url: str | None = Field(
+        None, description="Base URL clients use to reach the hub (printed by the demo)."
+    )
+    auth_enabled: bool = Field(
+        True, description="Require API keys; when false every request acts as admin (tests only)."
+    )
+    context_cache_dir: Path = Field(
+        Path("var/contexts"), description="Folder where fetched @context documents are cached."
+    )
+    context_fetch: bool = Field(
+        True, description="Allow fetching unknown remote @context URLs (else cache only)."
+    )
+    context_preload_dir: Path | None = Field(
+        None,
+        description="Folder with Smart Data Models context.jsonld files to seed the cache.",
+    )
+    max_body_bytes: int = Field(
+        8_000_000, ge=1024, description="Largest accepted request body in bytes."
+    )
+    max_batch_entities: int = Field(
+        10_000, ge=1, description="Largest number of entities in one batch operation."
+    )
+    max_limit: int = Field(
+        1000, ge=1, description="Largest page size a query may ask for with limit."
+    )
+    default_limit: int = Field(20, ge=1, description="Page size when a query gives no limit.")
+    sqlite_synchronous: str = Field(
+        "NORMAL",
+        description="SQLite synchronous mode: NORMAL survives process crashes; FULL power loss.",
+    )
+    group_commit_max: int = Field(
+        512, ge=1, description="Most writes the SQLite writer commits in one transaction."
+    )
+    pg_pool_size: int = Field(8, ge=1, description="PostgreSQL connection pool size.")
+    mqtt_url: str | None = Field(
+        None, description="MQTT broker for device ingest, e.g. mqtt://127.0.0.1:1883."
+    )
+    mqtt_topic_prefix: str = Field("maeul", description="First level of device ingest topics.")
+    notify_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts for one notification before it is dropped."
+    )
+    notify_backoff_s: float = Field(
+        0.5, gt=0, description="First retry delay; doubles on each failed attempt."
+    )
+    notify_timeout_s: float = Field(5.0, gt=0, description="Timeout of one HTTP notification.")
+    data_dir: Path = Field(
+        Path("../shared/data"), description="Folder with the real open data the demo imports."
+    )
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"unknown store URL scheme in {v.split('://')[0]!r}: "
+                "use sqlite:///PATH or postgresql://..."
+            )
+        return v
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync_mode(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        return v

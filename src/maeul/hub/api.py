@@ -1,0 +1,572 @@
+"""HTTP adapter for the NGSI-LD API: request → core call → response. No entity logic here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .auth import Caller
+from .core import Query
+from .entities import (
+    View,
+    expand_attribute,
+    expand_entity,
+    expand_fragment,
+    is_uri,
+)
+from .errors import (
+    BadRequestData,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    NgsiError,
+    NonexistentTenant,
+    ResourceNotFound,
+)
+from .geo import GeoQueryError, compile_geo, distance_m, parse_geo_query, query_bbox
+from .http import (
+    GEOJSON,
+    LD,
+    MERGE_PATCH,
+    Req,
+    negotiate,
+    no_content,
+    options_of,
+    problem_response,
+    qparam_int,
+    qparam_list,
+    read_body,
+    resolve_ctx,
+    respond,
+    tenant_of,
+)
+from .query import QueryError, compile_q, parse_q, parse_scope_q
+
+log = logging.getLogger(__name__)
+BASE = "/ngsi-ld/v1"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Api:
+    """Route handlers bound to the process's services (see maeul.hub.app.Services)."""
+
+    def __init__(self, services: Any) -> None:
+        self.s = services
+        self.settings = services.settings
+
+    # -- request plumbing ------------------------------------------------------------------
+    def caller(self, request: Request) -> Caller:
+        from .auth import ADMIN
+
+        if not self.settings.auth_enabled:
+            return ADMIN
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        key = key or request.headers.get("x-api-key")
+        caller: Caller = self.s.keys.verify(key)
+        return caller
+
+    async def req(
+        self, request: Request, right: str, body: bool = False, geojson: bool = False,
+        allowed: tuple[str, ...] = ("application/json", LD),
+    ) -> Req:
+        tenant = tenant_of(request)
+        caller = self.caller(request)
+        caller.require(tenant, right)
+        accept = negotiate(request, allow_geojson=geojson)
+        payload: Any = None
+        if body:
+            payload, source = await read_body(request, self.settings.max_body_bytes, allowed)
+        else:
+            from .http import link_context
+
+            source = link_context(request)
+        ctx = resolve_ctx(self.s.resolver, source)
+        if right == "read" and not self.s.hub.tenant_exists(tenant) and tenant != "default":
+            raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+        return Req(tenant, caller, ctx, accept, payload)
+
+    @staticmethod
+    async def write(fn: Callable[[], Any]) -> Any:
+        # writes wait for the group commit: off the event loop so other requests join the group
+        return await run_in_threadpool(fn)
+
+    def view(self, request: Request, r: Req) -> View:
+        opts = options_of(request)
+        fmt = request.query_params.get("format")
+        if fmt is None:
+            fmt = "keyValues" if ("keyValues" in opts or "simplified" in opts) else (
+                "concise" if "concise" in opts else "normalized"
+            )
+        attrs = qparam_list(request, "attrs")
+        pick = qparam_list(request, "pick")
+        omit = qparam_list(request, "omit")
+        if pick is not None and omit is not None:
+            raise BadRequestData("pick and omit cannot be used together")
+        return View(
+            r.ctx,
+            fmt=fmt,
+            attrs={r.ctx.expand_term(a) for a in attrs} if attrs else None,
+            pick=set(pick) if pick else None,
+            omit=set(omit) if omit else None,
+            lang=request.query_params.get("lang"),
+            sys_attrs="sysAttrs" in opts,
+        )
+
+    def public_check(self, r: Req, types: list[str]) -> None:
+        if r.caller.anonymous and not (set(types) & self.s.keys.public_types(r.tenant)):
+            raise ResourceNotFound("entity not found")
+
+    # -- entities --------------------------------------------------------------------------
+    async def create_entity(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        ent = expand_entity(r.body, r.ctx)
+        await self.write(lambda: self.s.hub.create_entity(r.tenant, ent, r.caller.actor))
+        return no_content({"Location": f"{BASE}/entities/{ent['id']}"}, status=201)
+
+    async def get_entity(self, request: Request) -> Response:
+        r = await self.req(request, "read", geojson=True)
+        eid = request.path_params["eid"]
+        ent = self.s.hub.get_entity(r.tenant, eid)
+        self.public_check(r, ent["type"])
+        view = self.view(request, r)
+        if view.attrs is not None and not (view.attrs & ent["attrs"].keys()):
+            raise ResourceNotFound(f"entity {eid} has none of the requested attributes")
+        shown = view.entity(ent)
+        if r.accept == GEOJSON:
+            shown = self._feature(request, r, ent, shown)
+        return respond(shown, r)
+
+    def _feature(self, request: Request, r: Req, ent: dict[str, Any], shown: dict[str, Any]
+                 ) -> dict[str, Any]:
+        prop = r.ctx.expand_term(request.query_params.get("geometryProperty", "location"))
+        insts = ent["attrs"].get(prop) or [{}]
+        props = {k: v for k, v in shown.items() if k != "id"}
+        return {"id": ent["id"], "type": "Feature", "geometry": insts[0].get("value"),
+                "properties": props}
+
+    async def replace_entity(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = request.path_params["eid"]
+        if isinstance(r.body, dict):
+            if r.body.get("id", eid) != eid:
+                raise BadRequestData("the id in the body differs from the one in the URL")
+            r.body["id"] = eid
+        ent = expand_entity(r.body, r.ctx)
+        await self.write(lambda: self.s.hub.replace_entity(r.tenant, ent, r.caller.actor))
+        return no_content()
+
+    async def merge_entity(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True,
+                           allowed=("application/json", LD, MERGE_PATCH))
+        eid = request.path_params["eid"]
+        frag = expand_fragment(r.body, r.ctx, partial=True)
+        if frag.get("id", eid) != eid:
+            raise BadRequestData("the id in the body differs from the one in the URL")
+        await self.write(lambda: self.s.hub.merge_entity(r.tenant, eid, frag, r.caller.actor))
+        return no_content()
+
+    async def delete_entity(self, request: Request) -> Response:
+        r = await self.req(request, "write")
+        eid = request.path_params["eid"]
+        if not is_uri(eid):
+            raise BadRequestData(f"entity id must be a URI, got {eid!r}")
+        await self.write(lambda: self.s.hub.delete_entity(r.tenant, eid, r.caller.actor))
+        return no_content()
+
+    async def append_attrs(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = request.path_params["eid"]
+        frag = expand_fragment(r.body, r.ctx)
+        no_overwrite = "noOverwrite" in options_of(request)
+        res = await self.write(
+            lambda: self.s.hub.append_attrs(r.tenant, eid, frag, no_overwrite, r.caller.actor)
+        )
+        return self._attrs_result(res, r)
+
+    async def update_attrs(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = request.path_params["eid"]
+        frag = expand_fragment(r.body, r.ctx)
+        res = await self.write(
+            lambda: self.s.hub.update_attrs(r.tenant, eid, frag, r.caller.actor)
+        )
+        return self._attrs_result(res, r)
+
+    def _attrs_result(self, res: Any, r: Req) -> Response:
+        if not res.not_updated:
+            return no_content()
+        body = {
+            "updated": [r.ctx.compact_iri(a) for a in res.updated],
+            "notUpdated": [
+                {"attributeName": r.ctx.compact_iri(a), "reason": why}
+                for a, why in res.not_updated
+            ],
+        }
+        return respond(body, r, status=207)
+
+    async def patch_attr(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = request.path_params["eid"]
+        iri = r.ctx.expand_term(request.path_params["attr"])
+        if not isinstance(r.body, dict):
+            raise BadRequestData("the payload must be a JSON object")
+        patch = expand_attribute(request.path_params["attr"], r.body, r.ctx, partial=True)
+        await self.write(
+            lambda: self.s.hub.partial_update_attr(r.tenant, eid, iri, patch, r.caller.actor)
+        )
+        return no_content()
+
+    async def replace_attr(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = request.path_params["eid"]
+        name = request.path_params["attr"]
+        if not isinstance(r.body, dict):
+            raise BadRequestData("the payload must be a JSON object")
+        frag = expand_fragment({name: r.body}, r.ctx)
+        res = await self.write(lambda: self.s.hub.update_attrs(r.tenant, eid, frag,
+                                                               r.caller.actor))
+        if res.not_updated:
+            raise ResourceNotFound(f"attribute {name} not found in {eid}")
+        return no_content()
+
+    async def delete_attr(self, request: Request) -> Response:
+        r = await self.req(request, "write")
+        eid = request.path_params["eid"]
+        iri = r.ctx.expand_term(request.path_params["attr"])
+        ds = request.query_params.get("datasetId")
+        delete_all = request.query_params.get("deleteAll", "false").lower() == "true"
+        await self.write(
+            lambda: self.s.hub.delete_attr(r.tenant, eid, iri, ds, delete_all, r.caller.actor)
+        )
+        return no_content()
+
+    # -- query -----------------------------------------------------------------------------
+    def build_query(self, params: dict[str, Any], r: Req, *, require_filter: bool = True) -> Query:
+        ctx = r.ctx
+        q = Query()
+        type_expr = params.get("type")
+        if type_expr:
+            q.types, type_pred = _type_filter(type_expr, ctx.expand_term)
+            if type_pred is not None:
+                inner = type_pred
+                q.q = lambda e, p=inner: p(e["type"])
+        ids = params.get("id")
+        if ids:
+            id_list = ids if isinstance(ids, list) else [i for i in str(ids).split(",") if i]
+            for i in id_list:
+                if not is_uri(i):
+                    raise BadRequestData(f"id {i!r} is not a URI")
+            q.ids = tuple(id_list)
+        if params.get("idPattern"):
+            try:
+                re.compile(params["idPattern"])
+            except re.error as exc:
+                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+            q.id_pattern = params["idPattern"]
+        attrs = params.get("attrs")
+        if attrs:
+            names = attrs if isinstance(attrs, list) else str(attrs).split(",")
+            q.attrs = {ctx.expand_term(a) for a in names if a}
+        if params.get("q"):
+            try:
+                pred = compile_q(parse_q(params["q"]), ctx.expand_term)
+            except QueryError as exc:
+                raise BadRequestData(f"invalid q: {exc}") from None
+            prev = q.q
+            q.q = pred if prev is None else (lambda e, a=prev, b=pred: a(e) and b(e))
+        if params.get("scopeQ"):
+            try:
+                q.scope_q = parse_scope_q(params["scopeQ"])
+            except QueryError as exc:
+                raise BadRequestData(f"invalid scopeQ: {exc}") from None
+        geo = params.get("geoQ")
+        if geo is None and params.get("georel"):
+            geo = {k: params.get(k) for k in ("georel", "geometry", "coordinates", "geoproperty")}
+        if geo:
+            try:
+                gq = parse_geo_query(
+                    str(geo.get("georel") or ""), str(geo.get("geometry") or ""),
+                    geo.get("coordinates") or "", geo.get("geoproperty"),
+                )
+            except GeoQueryError as exc:
+                raise BadRequestData(f"invalid geo-query: {exc}") from None
+            q.geo = compile_geo(gq)
+            q.geo_property = ctx.expand_term(gq.geoproperty)
+            q.geo_bbox = query_bbox(gq)
+            if gq.georel == "near":
+                q.geo_distance = lambda g, gq=gq: distance_m(gq, g) if g else float("inf")
+        if require_filter and not (
+            q.types or q.ids or q.id_pattern or q.attrs or q.q or q.geo or q.scope_q
+        ):
+            raise BadRequestData("give at least one of type, id, idPattern, attrs, q or geo-query")
+        return q
+
+    async def query_entities(self, request: Request) -> Response:
+        r = await self.req(request, "read", geojson=True)
+        params = dict(request.query_params)
+        q = self.build_query(params, r)
+        q.limit = qparam_int(request, "limit", self.settings.default_limit)
+        q.offset = qparam_int(request, "offset", 0)
+        q.count = "count" in options_of(request) or request.query_params.get("count") == "true"
+        if q.limit == 0 and not q.count:
+            raise BadRequestData("limit=0 is only allowed with count")
+        return self._query_response(request, r, q)
+
+    def _query_response(self, request: Request, r: Req, q: Query) -> Response:
+        if r.caller.anonymous:
+            public = self.s.keys.public_types(r.tenant)
+            prev = q.q
+            q.q = lambda e, p=prev: bool(public & set(e["type"])) and (p is None or p(e))
+        ents, total = self.s.hub.query(r.tenant, q)
+        view = self.view(request, r)
+        shown = [view.entity(e) for e in ents]
+        headers = {}
+        if total is not None:
+            headers["NGSILD-Results-Count"] = str(total)
+        if r.accept == GEOJSON:
+            feats = [self._feature(request, r, e, s) for e, s in zip(ents, shown, strict=True)]
+            return respond({"type": "FeatureCollection", "features": feats}, r, headers=headers)
+        return respond(shown, r, headers=headers)
+
+    async def query_post(self, request: Request) -> Response:
+        r = await self.req(request, "read", body=True)
+        if not isinstance(r.body, dict) or r.body.get("type") != "Query":
+            raise BadRequestData("the body must be an object of type Query")
+        body = r.body
+        params: dict[str, Any] = {}
+        ents = body.get("entities")
+        if ents is not None:
+            if not isinstance(ents, list) or not all(isinstance(e, dict) for e in ents):
+                raise BadRequestData("entities must be a list of objects")
+            types = [e["type"] for e in ents if isinstance(e.get("type"), str)]
+            if types:
+                params["type"] = ",".join(types)
+            ids = [e["id"] for e in ents if "id" in e]
+            if ids:
+                params["id"] = ids
+            pats = [e["idPattern"] for e in ents if "idPattern" in e]
+            if pats:
+                params["idPattern"] = "|".join(f"(?:{p})" for p in pats)
+        for key in ("attrs", "q", "scopeQ", "geoQ"):
+            if key in body:
+                params[key] = body[key]
+        q = self.build_query(params, r)
+        q.limit = qparam_int(request, "limit", self.settings.default_limit)
+        q.offset = qparam_int(request, "offset", 0)
+        q.count = "count" in options_of(request)
+        return self._query_response(request, r, q)
+
+    # -- batch -----------------------------------------------------------------------------
+    async def batch(self, request: Request) -> Response:
+        op = request.path_params["op"]
+        if op == "query":
+            return await self.query_post(request)
+        if op not in ("create", "upsert", "update", "delete", "merge"):
+            raise ResourceNotFound(f"unknown batch operation {op!r}")
+        r = await self.req(request, "write", body=True,
+                           allowed=("application/json", LD))
+        if not isinstance(r.body, list):
+            raise BadRequestData("a batch payload must be a JSON array")
+        if len(r.body) > self.settings.max_batch_entities:
+            raise BadRequestData(
+                f"a batch may hold at most {self.settings.max_batch_entities} entities"
+            )
+        items: list[Any] = []
+        errors: list[dict[str, Any]] = []
+        for raw in r.body:
+            try:
+                if op == "delete":
+                    if not is_uri(raw):
+                        raise BadRequestData(f"{raw!r} is not an entity id")
+                    items.append(raw)
+                elif op in ("create", "upsert"):
+                    items.append(expand_entity(raw, r.ctx))
+                else:
+                    frag = expand_fragment(raw, r.ctx, partial=op == "merge")
+                    if "id" not in frag:
+                        raise BadRequestData("entity id is missing")
+                    items.append(frag)
+            except NgsiError as exc:
+                eid = raw.get("id") if isinstance(raw, dict) else raw
+                errors.append({"entityId": eid if isinstance(eid, str) else "",
+                               "error": exc.problem()})
+        opts = options_of(request)
+        res = await self.write(lambda: self.s.hub.batch(
+            r.tenant, op, items, r.caller.actor,
+            no_overwrite="noOverwrite" in opts,
+            upsert_replace="update" not in opts,
+        ))
+        res.errors = errors + res.errors
+        if not res.errors:
+            if op == "create":
+                return respond(res.success, r, status=201)
+            if op == "upsert":
+                return no_content() if not res.success else respond(res.success, r, status=201)
+            return no_content()
+        return respond({"success": res.success, "errors": res.errors}, r, status=207)
+
+    # -- types and attributes --------------------------------------------------------------
+    async def types(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        counts = self.s.store.count_types(r.tenant)
+        details = request.query_params.get("details") == "true"
+        if not details:
+            body: Any = {
+                "id": f"urn:ngsi-ld:EntityTypeList:{r.tenant}",
+                "type": "EntityTypeList",
+                "typeList": sorted(r.ctx.compact_iri(t) for t in counts),
+            }
+            return respond(body, r)
+        summary = self.s.store.attribute_summary(r.tenant)
+        out = []
+        for t in sorted(counts):
+            attrs = sorted(r.ctx.compact_iri(a) for a, ts in summary.items() if t in ts)
+            out.append({"id": t, "type": "EntityType", "typeName": r.ctx.compact_iri(t),
+                        "attributeNames": attrs})
+        return respond(out, r)
+
+    async def type_info(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        iri = r.ctx.expand_term(request.path_params["type"])
+        counts = self.s.store.count_types(r.tenant)
+        if iri not in counts:
+            raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
+        summary = self.s.store.attribute_summary(r.tenant)
+        attrs = [
+            {"id": a, "type": "Attribute", "attributeName": r.ctx.compact_iri(a)}
+            for a, ts in sorted(summary.items()) if iri in ts
+        ]
+        body = {"id": iri, "type": "EntityTypeInfo", "typeName": r.ctx.compact_iri(iri),
+                "entityCount": counts[iri], "attributeDetails": attrs}
+        return respond(body, r)
+
+    async def attributes(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        summary = self.s.store.attribute_summary(r.tenant)
+        if request.query_params.get("details") == "true":
+            out = [
+                {"id": a, "type": "Attribute", "attributeName": r.ctx.compact_iri(a),
+                 "typeNames": sorted(r.ctx.compact_iri(t) for t in ts)}
+                for a, ts in sorted(summary.items())
+            ]
+            return respond(out, r)
+        body = {
+            "id": f"urn:ngsi-ld:AttributeList:{r.tenant}",
+            "type": "AttributeList",
+            "attributeList": sorted(r.ctx.compact_iri(a) for a in summary),
+        }
+        return respond(body, r)
+
+    async def attribute_info(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        iri = r.ctx.expand_term(request.path_params["attr"])
+        summary = self.s.store.attribute_summary(r.tenant)
+        if iri not in summary:
+            raise ResourceNotFound(f"no attribute {request.path_params['attr']}")
+        body = {"id": iri, "type": "Attribute", "attributeName": r.ctx.compact_iri(iri),
+                "typeNames": sorted(r.ctx.compact_iri(t) for t in summary[iri])}
+        return respond(body, r)
+
+    # -- routing ---------------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        w = self.wrap
+        return [
+            Route(f"{BASE}/entities", w(self.query_entities), methods=["GET"]),
+            Route(f"{BASE}/entities", w(self.create_entity), methods=["POST"]),
+            Route(f"{BASE}/entities/{{eid}}", w(self.get_entity), methods=["GET"]),
+            Route(f"{BASE}/entities/{{eid}}", w(self.replace_entity), methods=["PUT"]),
+            Route(f"{BASE}/entities/{{eid}}", w(self.merge_entity), methods=["PATCH"]),
+            Route(f"{BASE}/entities/{{eid}}", w(self.delete_entity), methods=["DELETE"]),
+            Route(f"{BASE}/entities/{{eid}}/attrs", w(self.append_attrs), methods=["POST"]),
+            Route(f"{BASE}/entities/{{eid}}/attrs", w(self.update_attrs), methods=["PATCH"]),
+            Route(f"{BASE}/entities/{{eid}}/attrs/{{attr}}", w(self.patch_attr),
+                  methods=["PATCH"]),
+            Route(f"{BASE}/entities/{{eid}}/attrs/{{attr}}", w(self.replace_attr),
+                  methods=["PUT"]),
+            Route(f"{BASE}/entities/{{eid}}/attrs/{{attr}}", w(self.delete_attr),
+                  methods=["DELETE"]),
+            Route(f"{BASE}/entityOperations/{{op}}", w(self.batch), methods=["POST"]),
+            Route(f"{BASE}/types", w(self.types), methods=["GET"]),
+            Route(f"{BASE}/types/{{type:path}}", w(self.type_info), methods=["GET"]),
+            Route(f"{BASE}/attributes", w(self.attributes), methods=["GET"]),
+            Route(f"{BASE}/attributes/{{attr:path}}", w(self.attribute_info), methods=["GET"]),
+        ]
+
+    @staticmethod
+    def wrap(fn: Handler) -> Handler:
+        async def handler(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except NgsiError as exc:
+                return problem_response(exc, str(request.url.path))
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                return problem_response(InternalError("internal error; see the server log"))
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+
+def _type_filter(
+    expr: str, expand: Callable[[str], str]
+) -> tuple[tuple[str, ...], Callable[[list[str]], bool] | None]:
+    """Type selection: `A,B` or `A|B` any of; `;` and parentheses make a boolean expression."""
+    names = [n for n in re.split(r"[,|;()]", expr) if n]
+    if not names:
+        raise BadRequestData("type must not be empty")
+    iris = tuple(dict.fromkeys(expand(n) for n in names))
+    if ";" not in expr and "(" not in expr:
+        return iris, None
+    tokens = re.findall(r"[(),|;]|[^(),|;]+", expr)
+    pos = 0
+
+    def parse_or() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        parts = [parse_and()]
+        while pos < len(tokens) and tokens[pos] in (",", "|"):
+            pos += 1
+            parts.append(parse_and())
+        return lambda ts: any(p(ts) for p in parts)
+
+    def parse_and() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        parts = [parse_atom()]
+        while pos < len(tokens) and tokens[pos] == ";":
+            pos += 1
+            parts.append(parse_atom())
+        return lambda ts: all(p(ts) for p in parts)
+
+    def parse_atom() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise BadRequestData(f"invalid type expression {expr!r}")
+        tok = tokens[pos]
+        pos += 1
+        if tok == "(":
+            inner = parse_or()
+            if pos >= len(tokens) or tokens[pos] != ")":
+                raise BadRequestData(f"unbalanced parentheses in type {expr!r}")
+            pos += 1
+            return inner
+        if tok in ",|;)":
+            raise BadRequestData(f"invalid type expression {expr!r}")
+        iri = expand(tok)
+        return lambda ts: iri in ts
+
+    pred = parse_or()
+    if pos != len(tokens):
+        raise BadRequestData(f"invalid type expression {expr!r}")
+    return iris, lambda types: pred(set(types))
+
+
+__all__ = ["Api", "BASE", "Forbidden", "InvalidRequest", "Starlette"]

@@ -1,0 +1,276 @@
+"""HTTP adapter for subscriptions and the temporal API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .api import BASE, Api
+from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
+from .errors import BadRequestData, ResourceNotFound
+from .http import no_content, options_of, qparam_int, respond
+from .store.base import TemporalFilter
+from .subscriptions import validate_subscription
+from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
+
+
+class MoreApi(Api):
+    # -- subscriptions ---------------------------------------------------------------------
+    async def create_subscription(self, request: Request) -> Response:
+        r = await self.req(request, "subscribe", body=True)
+        doc = validate_subscription(r.body, r.ctx)
+        src = r.body.get("jsonldContext") if isinstance(r.body, dict) else None
+        source = src or r.ctx.source
+        sid = await self.write(lambda: self.s.subs.create(r.tenant, doc, source, r.caller.actor))
+        return no_content({"Location": f"{BASE}/subscriptions/{sid}"}, status=201)
+
+    async def list_subscriptions(self, request: Request) -> Response:
+        r = await self.req(request, "subscribe")
+        subs = self.s.subs.list(r.tenant)
+        limit = qparam_int(request, "limit", self.settings.default_limit)
+        offset = qparam_int(request, "offset", 0)
+        page = subs[offset : offset + limit]
+        headers = {}
+        if "count" in options_of(request):
+            headers["NGSILD-Results-Count"] = str(len(subs))
+        return respond([self.s.subs.render(d, r.ctx) for d in page], r, headers=headers)
+
+    async def get_subscription(self, request: Request) -> Response:
+        r = await self.req(request, "subscribe")
+        sid = request.path_params["sid"]
+        if not is_uri(sid):
+            raise BadRequestData(f"subscription id must be a URI, got {sid!r}")
+        return respond(self.s.subs.render(self.s.subs.get(r.tenant, sid), r.ctx), r)
+
+    async def update_subscription(self, request: Request) -> Response:
+        r = await self.req(request, "subscribe", body=True)
+        sid = request.path_params["sid"]
+        if isinstance(r.body, dict) and r.body.get("id", sid) != sid:
+            raise BadRequestData("the id in the body differs from the one in the URL")
+        patch = validate_subscription(r.body, r.ctx, partial=True)
+        await self.write(lambda: self.s.subs.update(r.tenant, sid, patch, r.caller.actor))
+        return no_content()
+
+    async def delete_subscription(self, request: Request) -> Response:
+        r = await self.req(request, "subscribe")
+        sid = request.path_params["sid"]
+        if not is_uri(sid):
+            raise BadRequestData(f"subscription id must be a URI, got {sid!r}")
+        await self.write(lambda: self.s.subs.delete(r.tenant, sid, r.caller.actor))
+        return no_content()
+
+    # -- temporal --------------------------------------------------------------------------
+    def _temporal_params(
+        self, request: Request, params: dict[str, Any], view: View
+    ) -> tuple[TemporalFilter, TemporalOptions]:
+        timerel, t1, t2 = time_filter(
+            params.get("timerel"), params.get("timeAt"), params.get("endTimeAt")
+        )
+        tprop = params.get("timeproperty", "observedAt")
+        if tprop not in ("observedAt", "modifiedAt", "createdAt"):
+            raise BadRequestData("timeproperty must be observedAt, modifiedAt or createdAt")
+        last_n = None
+        if params.get("lastN") is not None:
+            try:
+                last_n = int(params["lastN"])
+            except ValueError:
+                raise BadRequestData("lastN must be a positive integer") from None
+            if last_n < 1:
+                raise BadRequestData("lastN must be a positive integer")
+        opts = options_of(request)
+        fmt = params.get("format")
+        if fmt is None:
+            fmt = ("temporalValues" if "temporalValues" in opts else
+                   "aggregatedValues" if "aggregatedValues" in opts else "normalized")
+        topts = TemporalOptions(fmt=fmt)
+        if fmt == "aggregatedValues":
+            methods = params.get("aggrMethods")
+            if not methods:
+                raise BadRequestData("aggregatedValues needs aggrMethods")
+            ms = tuple(m.strip() for m in str(methods).split(",") if m.strip())
+            bad = [m for m in ms if m not in AGGR_METHODS]
+            if bad:
+                raise BadRequestData(f"unknown aggrMethods {bad}; use {list(AGGR_METHODS)}")
+            topts.aggr_methods = ms
+            if params.get("aggrPeriodDuration"):
+                topts.aggr_period = parse_duration(params["aggrPeriodDuration"])
+        elif fmt not in ("normalized", "temporalValues", "concise", "simplified", "keyValues"):
+            raise BadRequestData(f"unknown format {fmt!r}")
+        flt = TemporalFilter(
+            attrs=tuple(view.attrs) if view.attrs else None,
+            timeproperty=tprop, timerel=timerel, time_at=t1, end_time_at=t2, last_n=last_n,
+        )
+        return flt, topts
+
+    async def temporal_query(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        return self._temporal_query(request, r, dict(request.query_params))
+
+    async def temporal_query_post(self, request: Request) -> Response:
+        r = await self.req(request, "read", body=True)
+        body = r.body
+        if not isinstance(body, dict) or body.get("type") != "Query":
+            raise BadRequestData("the body must be an object of type Query")
+        params: dict[str, Any] = {}
+        for e in body.get("entities", []) or []:
+            if isinstance(e, dict) and isinstance(e.get("type"), str):
+                params["type"] = ",".join(filter(None, [params.get("type"), e["type"]]))
+            if isinstance(e, dict) and "id" in e:
+                params["id"] = ",".join(filter(None, [params.get("id"), e["id"]]))
+        if "attrs" in body:
+            params["attrs"] = ",".join(body["attrs"])
+        tq = body.get("temporalQ") or {}
+        for k in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
+            if k in tq:
+                params[k] = tq[k]
+        if "q" in body:
+            params["q"] = body["q"]
+        return self._temporal_query(request, r, params)
+
+    def _temporal_query(self, request: Request, r: Any, params: dict[str, Any]) -> Response:
+        view = self.view(request, r)
+        if params.get("attrs"):
+            view.attrs = {r.ctx.expand_term(a) for a in str(params["attrs"]).split(",") if a}
+        flt0, topts = self._temporal_params(request, params, view)
+        types = None
+        if params.get("type"):
+            types = tuple(r.ctx.expand_term(t) for t in str(params["type"]).replace("|", ",")
+                          .split(",") if t)
+        ids = tuple(i for i in str(params["id"]).split(",") if i) if params.get("id") else None
+        if not (types or ids or params.get("idPattern") or view.attrs):
+            raise BadRequestData("give at least one of type, id, idPattern or attrs")
+        if params.get("timerel") is None and params.get("lastN") is None:
+            pass  # whole history; bounded by limit below
+        flt = TemporalFilter(types=types, ids=ids, id_pattern=params.get("idPattern"),
+                             attrs=flt0.attrs, timeproperty=flt0.timeproperty,
+                             timerel=flt0.timerel, time_at=flt0.time_at,
+                             end_time_at=flt0.end_time_at, last_n=flt0.last_n)
+        limit = qparam_int(request, "limit", self.settings.default_limit)
+        offset = qparam_int(request, "offset", 0)
+        if limit > self.settings.max_limit:
+            from .errors import TooManyResults
+
+            raise TooManyResults(f"limit {limit} is above the maximum {self.settings.max_limit}")
+        all_ids = list(self.s.store.temporal_entities(r.tenant, flt))
+        out = []
+        truncated = False
+        for eid, etypes in all_ids[offset : offset + limit]:
+            rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts)
+            truncated = truncated or cut
+            if len(rep) > 2 or not view.attrs:
+                out.append(rep)
+        headers = {}
+        if "count" in options_of(request):
+            headers["NGSILD-Results-Count"] = str(len(all_ids))
+        return respond(out, r, status=206 if truncated else 200, headers=headers)
+
+    async def temporal_get(self, request: Request) -> Response:
+        r = await self.req(request, "read")
+        eid = check_entity_id(request.path_params["eid"])
+        found = list(self.s.store.temporal_entities(r.tenant, TemporalFilter(ids=(eid,))))
+        if not found:
+            raise ResourceNotFound(f"temporal entity {eid} not found")
+        view = self.view(request, r)
+        params = dict(request.query_params)
+        flt, topts = self._temporal_params(request, params, view)
+        rep, cut = self.s.temporal.entity(r.tenant, eid, found[0][1], flt, view, topts)
+        return respond(rep, r, status=206 if cut else 200)
+
+    async def temporal_create(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        body = r.body
+        if not isinstance(body, dict):
+            raise BadRequestData("a temporal entity must be a JSON object")
+        eid = check_entity_id(body.get("id"))
+        if "type" not in body:
+            raise BadRequestData("entity type is missing")
+        types = expand_types(body["type"], r.ctx)
+        attrs = expand_attrs(body, r.ctx)
+        new = await self.write(
+            lambda: self.s.temporal.add(r.tenant, eid, types, attrs, r.caller.actor, False)
+        )
+        if new:
+            return no_content({"Location": f"{BASE}/temporal/entities/{eid}"}, status=201)
+        return no_content()
+
+    async def temporal_add_attrs(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = check_entity_id(request.path_params["eid"])
+        if not isinstance(r.body, dict):
+            raise BadRequestData("the payload must be a JSON object")
+        attrs = expand_attrs(r.body, r.ctx)
+        await self.write(
+            lambda: self.s.temporal.add(r.tenant, eid, None, attrs, r.caller.actor, True)
+        )
+        return no_content()
+
+    async def temporal_delete(self, request: Request) -> Response:
+        r = await self.req(request, "write")
+        eid = check_entity_id(request.path_params["eid"])
+        await self.write(lambda: self.s.temporal.delete(r.tenant, eid, r.caller.actor))
+        return no_content()
+
+    async def temporal_delete_attr(self, request: Request) -> Response:
+        r = await self.req(request, "write")
+        eid = check_entity_id(request.path_params["eid"])
+        iri = r.ctx.expand_term(request.path_params["attr"])
+        delete_all = request.query_params.get("deleteAll", "false") == "true"
+        ds = None if delete_all else request.query_params.get("datasetId", "")
+        await self.write(lambda: self.s.temporal.delete(r.tenant, eid, r.caller.actor, iri, ds))
+        return no_content()
+
+    async def temporal_patch_instance(self, request: Request) -> Response:
+        r = await self.req(request, "write", body=True)
+        eid = check_entity_id(request.path_params["eid"])
+        name = request.path_params["attr"]
+        iri = r.ctx.expand_term(name)
+        if not isinstance(r.body, dict):
+            raise BadRequestData("the payload must be a JSON object")
+        raw = r.body.get(name, r.body)
+        if isinstance(raw, list):
+            raw = raw[0] if raw else {}
+        attrs = expand_attrs({name: raw}, r.ctx, partial=True)
+        patch = attrs[iri][0]
+        iid = request.path_params["iid"]
+        await self.write(lambda: self.s.temporal.modify_instance(
+            r.tenant, eid, iri, iid, patch, r.caller.actor))
+        return no_content()
+
+    async def temporal_delete_instance(self, request: Request) -> Response:
+        r = await self.req(request, "write")
+        eid = check_entity_id(request.path_params["eid"])
+        iri = r.ctx.expand_term(request.path_params["attr"])
+        iid = request.path_params["iid"]
+        await self.write(
+            lambda: self.s.temporal.delete(r.tenant, eid, r.caller.actor, iri, None, iid)
+        )
+        return no_content()
+
+    def routes(self) -> list[BaseRoute]:
+        w = self.wrap
+        t = f"{BASE}/temporal/entities"
+        return super().routes() + [
+            Route(f"{BASE}/subscriptions", w(self.list_subscriptions), methods=["GET"]),
+            Route(f"{BASE}/subscriptions", w(self.create_subscription), methods=["POST"]),
+            Route(f"{BASE}/subscriptions/{{sid}}", w(self.get_subscription), methods=["GET"]),
+            Route(f"{BASE}/subscriptions/{{sid}}", w(self.update_subscription),
+                  methods=["PATCH"]),
+            Route(f"{BASE}/subscriptions/{{sid}}", w(self.delete_subscription),
+                  methods=["DELETE"]),
+            Route(t, w(self.temporal_query), methods=["GET"]),
+            Route(t, w(self.temporal_create), methods=["POST"]),
+            Route(f"{BASE}/temporal/entityOperations/query", w(self.temporal_query_post),
+                  methods=["POST"]),
+            Route(f"{t}/{{eid}}", w(self.temporal_get), methods=["GET"]),
+            Route(f"{t}/{{eid}}", w(self.temporal_delete), methods=["DELETE"]),
+            Route(f"{t}/{{eid}}/attrs", w(self.temporal_add_attrs), methods=["POST"]),
+            Route(f"{t}/{{eid}}/attrs/{{attr}}", w(self.temporal_delete_attr),
+                  methods=["DELETE"]),
+            Route(f"{t}/{{eid}}/attrs/{{attr}}/{{iid}}", w(self.temporal_patch_instance),
+                  methods=["PATCH"]),
+            Route(f"{t}/{{eid}}/attrs/{{attr}}/{{iid}}", w(self.temporal_delete_instance),
+                  methods=["DELETE"]),
+        ]

@@ -1,0 +1,75 @@
+"""The composition root: builds the store, context resolver, hub, subscriptions and keys."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..config import Settings
+from .auth import Keys
+from .core import Hub
+from .entities import View
+from .ldcontext import ContextResolver
+from .store.base import Entity, Store, open_store
+from .subscriptions import Compiled, Subscriptions
+from .temporal import Temporal
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Everything a running hub needs, wired once per process."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(
+            settings.store_url,
+            synchronous=settings.sqlite_synchronous,
+            group_commit_max=settings.group_commit_max,
+            pool_size=settings.pg_pool_size,
+        )
+        preload: dict[str, Any] = {}
+        if settings.context_preload_dir is not None:
+            from ..ingest.sdm import sdm_context_preload
+
+            preload = sdm_context_preload(settings.context_preload_dir)
+        self.resolver = ContextResolver(
+            settings.context_cache_dir,
+            allow_fetch=settings.context_fetch,
+            preload=preload,
+        )
+        self.subs = Subscriptions(
+            self.store,
+            self.resolver,
+            max_attempts=settings.notify_max_attempts,
+            backoff_s=settings.notify_backoff_s,
+            timeout_s=settings.notify_timeout_s,
+        )
+        self.hub = Hub(self.store, max_limit=settings.max_limit, listeners=[self.subs])
+        self.subs.interval_query = self._interval_query
+        self.temporal = Temporal(self.store)
+        self.keys = Keys(self.store)
+        self.ingest: Any = None  # set by maeul.ingest when device ingest is enabled
+
+    def _interval_query(self, tenant: str, doc: dict[str, Any], c: Compiled) -> list[Entity]:
+        from .core import Query
+
+        out: list[Entity] = []
+        types = tuple(sorted({e["type"] for e in doc.get("entities", [])})) or None
+        ents, _ = self.hub.query(tenant, Query(types=types, q=c.q, limit=self.settings.max_limit))
+        for e in ents:
+            if Subscriptions._selects(c, e):
+                out.append(e)
+        return out
+
+    def start(self) -> None:
+        self.subs.start()
+
+    def close(self) -> None:
+        self.subs.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
+        self.store.close()
+
+
+__all__ = ["Services", "View"]

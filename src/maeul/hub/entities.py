@@ -1,0 +1,453 @@
+"""Entity payloads in and out: validation, expansion to the stored form, and compaction.
+
+The stored form is described in docs/internals.md. Input may be normalized or concise NGSI-LD;
+output is normalized, concise or keyValues, compacted with the requester's @context.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .errors import BadRequestData, InvalidRequest
+
+NULL_URI = "urn:ngsi-ld:null"
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+GEO_ATTRS = {
+    LOCATION,
+    "https://uri.etsi.org/ngsi-ld/observationSpace",
+    "https://uri.etsi.org/ngsi-ld/operationSpace",
+}
+ATTR_TYPES = {
+    "Property",
+    "Relationship",
+    "GeoProperty",
+    "LanguageProperty",
+    "VocabProperty",
+    "ListProperty",
+    "ListRelationship",
+}
+# members of an attribute that are not sub-attributes
+META = {
+    "type",
+    "value",
+    "object",
+    "objectType",
+    "languageMap",
+    "vocab",
+    "valueList",
+    "objectList",
+    "observedAt",
+    "unitCode",
+    "datasetId",
+    "createdAt",
+    "modifiedAt",
+    "deletedAt",
+    "instanceId",
+    "lang",
+}
+SYS = ("createdAt", "modifiedAt", "deletedAt")
+RESERVED_ENTITY = {"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt", "@context"}
+_GEO_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+_FORBIDDEN_CHARS = re.compile(r"[<>\"'=;()\s]")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+$")
+
+Entity = dict[str, Any]
+
+
+class TermContext(Protocol):
+    def expand_term(self, term: str) -> str: ...
+    def compact_iri(self, iri: str) -> str: ...
+    def expand_value_vocab(self, v: str) -> str: ...
+    def compact_value_vocab(self, v: str) -> str: ...
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_uri(value: Any) -> bool:
+    return isinstance(value, str) and bool(_URI.match(value))
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """An ISO 8601 date-time; naive values are UTC. Raises BadRequestData naming the field."""
+    if not isinstance(value, str):
+        raise BadRequestData(f"{field} must be an ISO 8601 date-time string")
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequestData(f"{field} is not a valid ISO 8601 date-time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def canonical_time(value: Any, field: str = "time") -> str:
+    return parse_time(value, field).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_name(name: str, where: str) -> None:
+    if not name or _FORBIDDEN_CHARS.search(name):
+        raise BadRequestData(f"invalid {where} name {name!r}")
+
+
+def check_entity_id(eid: Any) -> str:
+    if not is_uri(eid):
+        raise BadRequestData(f"entity id must be a URI, got {eid!r}")
+    return str(eid)
+
+
+def _looks_geojson(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") in _GEO_TYPES and "coordinates" in value
+
+
+def _validate_geo(value: Any, name: str) -> None:
+    from .geo import GeoQueryError, validate_geojson
+
+    try:
+        validate_geojson(value)
+    except GeoQueryError as exc:
+        raise BadRequestData(f"attribute {name}: invalid GeoJSON: {exc}") from None
+
+
+# -- expansion ------------------------------------------------------------------------------
+
+
+def expand_types(raw: Any, ctx: TermContext) -> list[str]:
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(t, str) and t for t in items):
+        raise BadRequestData("entity type must be a non-empty string or list of strings")
+    out: list[str] = []
+    for t in items:
+        check_name(t, "type")
+        iri = ctx.expand_term(t)
+        if iri not in out:
+            out.append(iri)
+    return out
+
+
+def expand_scope(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, list) else [raw]
+    for s in items:
+        if not isinstance(s, str) or not re.fullmatch(r"(/[^/#+\s]+)+", s):
+            raise BadRequestData(f"invalid scope {s!r}: scopes look like /Region/Town")
+    return list(items)
+
+
+def infer_attribute(raw: Any, iri: str) -> dict[str, Any]:
+    """Concise input: a bare value or a dict without 'type' becomes a typed attribute dict."""
+    if isinstance(raw, dict):
+        if "type" in raw and raw["type"] in ATTR_TYPES:
+            return raw
+        if "type" in raw and not _looks_geojson(raw) and ("value" in raw or "object" in raw):
+            return raw  # typed with an unknown type: validation reports it
+        for key, typ in (
+            ("object", "Relationship"),
+            ("languageMap", "LanguageProperty"),
+            ("vocab", "VocabProperty"),
+            ("valueList", "ListProperty"),
+            ("objectList", "ListRelationship"),
+        ):
+            if key in raw:
+                return {"type": typ, **raw}
+        if "value" in raw:
+            typ = "GeoProperty" if _looks_geojson(raw["value"]) else "Property"
+            return {"type": typ, **raw}
+        if _looks_geojson(raw):
+            return {"type": "GeoProperty", "value": raw}
+        return {"type": "Property", "value": raw}
+    if isinstance(raw, list) and iri not in GEO_ATTRS:
+        return {"type": "Property", "value": raw}
+    return {"type": "Property", "value": raw}
+
+
+def expand_attribute(
+    name: str, raw: Any, ctx: TermContext, *, partial: bool = False, depth: int = 0
+) -> dict[str, Any]:
+    """Validate one attribute (or sub-attribute) and expand its sub-attribute names."""
+    if depth > 8:
+        raise BadRequestData(f"attribute {name}: sub-attributes nested too deeply")
+    if raw is None:
+        raise BadRequestData(f"attribute {name}: null is not a valid attribute")
+    attr = raw if partial and isinstance(raw, dict) else infer_attribute(raw, name)
+    typ = attr.get("type")
+    if typ is not None and typ not in ATTR_TYPES:
+        raise BadRequestData(f"attribute {name}: unknown attribute type {typ!r}")
+    if typ is None and not partial:
+        raise BadRequestData(f"attribute {name}: missing type")
+    out: dict[str, Any] = {}
+    for key, val in attr.items():
+        if key in META:
+            out[key] = val
+        elif key == "@context":
+            continue
+        else:
+            check_name(key, "sub-attribute")
+            iri = ctx.expand_term(key)
+            if val == NULL_URI:
+                out[iri] = NULL_URI
+            else:
+                out[iri] = expand_attribute(key, val, ctx, partial=partial, depth=depth + 1)
+    _validate_members(name, out, ctx, partial)
+    return out
+
+
+def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: bool) -> None:
+    typ = a.get("type")
+    if typ in ("Property", "GeoProperty") or (partial and "value" in a):
+        if "value" not in a:
+            if not partial:
+                raise BadRequestData(f"attribute {name}: a {typ} needs a value")
+        elif a["value"] is None:
+            raise BadRequestData(f"attribute {name}: value must not be null")
+        if typ == "GeoProperty" and "value" in a and a["value"] != NULL_URI:
+            _validate_geo(a["value"], name)
+    if typ == "Relationship" or (partial and "object" in a):
+        obj = a.get("object")
+        if obj is None and not partial:
+            raise BadRequestData(f"attribute {name}: a Relationship needs an object")
+        objs = obj if isinstance(obj, list) else [obj]
+        if obj is not None and not all(is_uri(o) for o in objs):
+            raise BadRequestData(f"attribute {name}: a Relationship object must be a URI")
+    if typ == "LanguageProperty" or (partial and "languageMap" in a):
+        lm = a.get("languageMap")
+        if not isinstance(lm, dict) or not all(
+            isinstance(k, str) and (isinstance(v, str) or isinstance(v, list)) for k, v in lm.items()
+        ):
+            raise BadRequestData(f"attribute {name}: languageMap must map language codes to text")
+    if typ == "VocabProperty" or (partial and "vocab" in a):
+        voc = a.get("vocab")
+        items = voc if isinstance(voc, list) else [voc]
+        if not all(isinstance(v, str) and v for v in items):
+            raise BadRequestData(f"attribute {name}: vocab must be a string or list of strings")
+        a["vocab"] = (
+            [ctx.expand_value_vocab(v) for v in items]
+            if isinstance(voc, list)
+            else ctx.expand_value_vocab(str(voc))
+        )
+    if typ == "ListProperty" or (partial and "valueList" in a):
+        if not isinstance(a.get("valueList"), list):
+            raise BadRequestData(f"attribute {name}: valueList must be a list")
+    if typ == "ListRelationship" or (partial and "objectList" in a):
+        ol = a.get("objectList")
+        if not isinstance(ol, list):
+            raise BadRequestData(f"attribute {name}: objectList must be a list")
+        for item in ol:
+            target = item.get("object") if isinstance(item, dict) else item
+            if not is_uri(target):
+                raise BadRequestData(f"attribute {name}: objectList items must be URIs")
+    if "observedAt" in a:
+        parse_time(a["observedAt"], f"{name}.observedAt")
+    if "unitCode" in a and not isinstance(a["unitCode"], str):
+        raise BadRequestData(f"attribute {name}: unitCode must be a string")
+    if "datasetId" in a and not is_uri(a["datasetId"]):
+        raise BadRequestData(f"attribute {name}: datasetId must be a URI")
+    for sysname in SYS:
+        a.pop(sysname, None)  # system-generated: never taken from the client
+
+
+def expand_attrs(
+    doc: dict[str, Any], ctx: TermContext, *, partial: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """All attributes of a payload: expanded IRI -> instances (one per datasetId)."""
+    attrs: dict[str, list[dict[str, Any]]] = {}
+    for key, raw in doc.items():
+        if key in RESERVED_ENTITY:
+            continue
+        if key in META:
+            raise BadRequestData(f"{key!r} cannot be used as an attribute name")
+        check_name(key, "attribute")
+        iri = ctx.expand_term(key)
+        items = raw if isinstance(raw, list) and raw and all(
+            isinstance(i, dict) and ("type" in i or "value" in i or "object" in i) for i in raw
+        ) else [raw]
+        if iri in GEO_ATTRS:
+            items = [
+                ({"type": "GeoProperty", "value": i} if _looks_geojson(i) else i) for i in items
+            ]
+        insts: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for item in items:
+            if item == NULL_URI:
+                insts.append({"value": NULL_URI, "type": "Property"})
+                continue
+            inst = expand_attribute(key, item, ctx, partial=partial)
+            ds = inst.get("datasetId", "")
+            if ds in seen:
+                raise BadRequestData(f"attribute {key}: datasetId {ds or '(default)'} twice")
+            seen.add(ds)
+            if iri in GEO_ATTRS and inst.get("type") not in (None, "GeoProperty"):
+                raise BadRequestData(f"attribute {key} must be a GeoProperty")
+            insts.append(inst)
+        attrs[iri] = insts
+    return attrs
+
+
+def expand_entity(doc: Any, ctx: TermContext) -> Entity:
+    """A full entity for create/replace/upsert: id, type, scope, attributes."""
+    if not isinstance(doc, dict):
+        raise BadRequestData("an entity must be a JSON object")
+    if "id" not in doc:
+        raise BadRequestData("entity id is missing")
+    if "type" not in doc:
+        raise BadRequestData("entity type is missing")
+    ent: Entity = {"id": check_entity_id(doc["id"]), "type": expand_types(doc["type"], ctx)}
+    if "scope" in doc:
+        ent["scope"] = expand_scope(doc["scope"])
+    ent["attrs"] = expand_attrs(doc, ctx)
+    return ent
+
+
+def expand_fragment(doc: Any, ctx: TermContext, *, partial: bool = False) -> Entity:
+    """An entity fragment (PATCH, append): attributes, optional type and scope."""
+    if not isinstance(doc, dict):
+        raise BadRequestData("the payload must be a JSON object")
+    frag: Entity = {}
+    if "id" in doc:
+        frag["id"] = check_entity_id(doc["id"])
+    if "type" in doc:
+        frag["type"] = expand_types(doc["type"], ctx)
+    if "scope" in doc:
+        frag["scope"] = expand_scope(doc["scope"])
+    frag["attrs"] = expand_attrs(doc, ctx, partial=partial)
+    return frag
+
+
+# -- compaction -----------------------------------------------------------------------------
+
+
+class View:
+    """How an entity is shown: format, attribute selection, language, system attributes."""
+
+    def __init__(
+        self,
+        ctx: TermContext,
+        fmt: str = "normalized",
+        attrs: set[str] | None = None,
+        pick: set[str] | None = None,
+        omit: set[str] | None = None,
+        lang: str | None = None,
+        sys_attrs: bool = False,
+    ) -> None:
+        if fmt not in ("normalized", "concise", "keyValues", "simplified"):
+            raise InvalidRequest(f"unknown format {fmt!r}")
+        self.ctx = ctx
+        self.fmt = "keyValues" if fmt == "simplified" else fmt
+        self.attrs = attrs
+        self.pick = pick
+        self.omit = omit
+        self.lang = lang
+        self.sys_attrs = sys_attrs
+
+    def entity(self, ent: Entity) -> dict[str, Any]:
+        ctx = self.ctx
+        out: dict[str, Any] = {"id": ent["id"]}
+        types = [ctx.compact_iri(t) for t in ent["type"]]
+        out["type"] = types[0] if len(types) == 1 else types
+        if ent.get("scope"):
+            sc = ent["scope"]
+            out["scope"] = sc[0] if len(sc) == 1 else sc
+        if self.sys_attrs:
+            for k in SYS:
+                if k in ent:
+                    out[k] = ent[k]
+        for iri, insts in ent.get("attrs", {}).items():
+            if self.attrs is not None and iri not in self.attrs:
+                continue
+            name = ctx.compact_iri(iri)
+            shown = [self.attribute(i) for i in insts]
+            out[name] = shown[0] if len(shown) == 1 else shown
+        if self.pick is not None:
+            out = {k: v for k, v in out.items() if k in self.pick}
+        if self.omit is not None:
+            out = {k: v for k, v in out.items() if k not in self.omit}
+        return out
+
+    def attribute(self, a: dict[str, Any], depth: int = 0) -> Any:
+        typ = a.get("type")
+        if self.fmt == "keyValues":
+            return self._simple(a)
+        out: dict[str, Any] = {}
+        for key, val in a.items():
+            if key in META:
+                if key in SYS and not self.sys_attrs:
+                    continue
+                if key == "vocab":
+                    val = (
+                        [self.ctx.compact_value_vocab(v) for v in val]
+                        if isinstance(val, list)
+                        else self.ctx.compact_value_vocab(val)
+                    )
+                out[key] = val
+            else:
+                out[self.ctx.compact_iri(key)] = self.attribute(val, depth + 1)
+        if typ == "LanguageProperty" and self.lang is not None:
+            lm = out.pop("languageMap", {})
+            code, text = _pick_lang(lm, self.lang)
+            out["type"] = "Property"
+            out["value"] = text
+            out["lang"] = code
+        if self.fmt == "concise":
+            if out.get("type") in ("Property", "Relationship", "LanguageProperty",
+                                   "VocabProperty", "ListProperty", "ListRelationship"):
+                out.pop("type")
+            elif out.get("type") == "GeoProperty":
+                out.pop("type")
+            if set(out) == {"value"} and not isinstance(out["value"], dict):
+                return out["value"]
+        return out
+
+    def _simple(self, a: dict[str, Any]) -> Any:
+        typ = a.get("type")
+        if typ == "Relationship":
+            return a.get("object")
+        if typ == "LanguageProperty":
+            lm = a.get("languageMap", {})
+            if self.lang is not None:
+                return _pick_lang(lm, self.lang)[1]
+            return {"languageMap": lm}
+        if typ == "VocabProperty":
+            v = a.get("vocab")
+            return [self.ctx.compact_value_vocab(x) for x in v] if isinstance(
+                v, list
+            ) else self.ctx.compact_value_vocab(str(v))
+        if typ == "ListProperty":
+            return a.get("valueList")
+        if typ == "ListRelationship":
+            return [i.get("object") if isinstance(i, dict) else i for i in a.get("objectList", [])]
+        return a.get("value")
+
+
+def _pick_lang(lm: dict[str, Any], wanted: str) -> tuple[str, Any]:
+    """Best language for a `lang` parameter such as `ko`, `en,ko;q=0.5` or `*`."""
+    prefs: list[tuple[float, str]] = []
+    for part in wanted.split(","):
+        bits = part.strip().split(";")
+        q = 1.0
+        for b in bits[1:]:
+            if b.strip().startswith("q="):
+                try:
+                    q = float(b.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        prefs.append((q, bits[0].strip()))
+    for _q, code in sorted(prefs, key=lambda p: -p[0]):
+        if code == "*" and lm:
+            k = next(iter(lm))
+            return k, lm[k]
+        if code in lm:
+            return code, lm[code]
+        for k in lm:
+            if k.split("-")[0] == code.split("-")[0]:
+                return k, lm[k]
+    if "@none" in lm:
+        return "@none", lm["@none"]
+    if lm:
+        k = next(iter(lm))
+        return k, lm[k]
+    return "", None

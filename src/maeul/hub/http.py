@@ -1,0 +1,199 @@
+"""HTTP plumbing shared by the API modules: body parsing, @context negotiation, responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .auth import Caller
+from .errors import (
+    BadRequestData,
+    InvalidRequest,
+    LdContextNotAvailable,
+    NgsiError,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from .ldcontext import (
+    CORE_CONTEXT_URL,
+    Context,
+    ContextError,
+    ContextResolver,
+    link_header,
+    parse_link_header,
+)
+
+JSON = "application/json"
+LD = "application/ld+json"
+GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+TENANT_HEADER = "ngsild-tenant"
+DEFAULT_TENANT = "default"
+
+
+@dataclass
+class Req:
+    """What every NGSI-LD handler needs from a request."""
+
+    tenant: str
+    caller: Caller
+    ctx: Context
+    accept: str
+    body: Any = None
+
+
+def problem_response(err: NgsiError, instance: str | None = None) -> Response:
+    body = orjson.dumps(err.problem(instance))
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return Response(body, status_code=err.status, media_type="application/json",
+                    headers=headers)
+
+
+def tenant_of(request: Request) -> str:
+    t = request.headers.get(TENANT_HEADER) or DEFAULT_TENANT
+    if len(t) > 64 or not all(c.isalnum() or c in "-_." for c in t):
+        raise BadRequestData("NGSILD-Tenant must be up to 64 letters, digits, '-', '_' or '.'")
+    return t
+
+
+def negotiate(request: Request, allow_geojson: bool = False) -> str:
+    header = request.headers.get("accept")
+    if not header:
+        return JSON
+    for part in header.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in ("*/*", "application/*", JSON):
+            return JSON
+        if media == LD:
+            return LD
+        if media == GEOJSON and allow_geojson:
+            return GEOJSON
+    raise NotAcceptable(f"cannot produce any of: {header}")
+
+
+def resolve_ctx(resolver: ContextResolver, source: Any) -> Context:
+    try:
+        return resolver.resolve(source)
+    except ContextError as exc:
+        if exc.kind == "LdContextNotAvailable":
+            raise LdContextNotAvailable(str(exc)) from None
+        raise BadRequestData(f"invalid @context: {exc}") from None
+
+
+def link_context(request: Request) -> Any:
+    raw = request.headers.get("link")
+    if not raw:
+        return None
+    try:
+        return parse_link_header(raw)
+    except ContextError as exc:
+        raise BadRequestData(f"invalid Link header: {exc}") from None
+
+
+async def read_body(
+    request: Request, max_bytes: int, allowed: tuple[str, ...] = (JSON, LD)
+) -> tuple[Any, Any]:
+    """The parsed JSON body and its @context (from the body or the Link header)."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type must be one of {', '.join(allowed)}, got {ctype or 'nothing'}"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequest("the request body is empty")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    ctx_source: Any = None
+    if ctype == LD:
+        if isinstance(body, dict):
+            if "@context" not in body:
+                raise BadRequestData("application/ld+json needs @context in the body")
+            ctx_source = body.pop("@context")
+        elif isinstance(body, list):
+            for item in body:
+                if not isinstance(item, dict) or "@context" not in item:
+                    raise BadRequestData("application/ld+json needs @context in every item")
+            ctx_source = body[0]["@context"] if body else None
+            for item in body:
+                item.pop("@context")
+        if request.headers.get("link"):
+            raise BadRequestData("a Link header is not allowed with application/ld+json")
+    else:
+        items = body if isinstance(body, list) else [body]
+        if any(isinstance(i, dict) and "@context" in i for i in items):
+            raise BadRequestData("@context in the body needs Content-Type application/ld+json")
+        ctx_source = link_context(request)
+    return body, ctx_source
+
+
+def respond(
+    data: Any,
+    req: Req,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """JSON, JSON-LD (with @context) or GeoJSON, echoing the requester's context."""
+    hdrs = dict(headers or {})
+    source = req.ctx.source
+    if req.accept == LD:
+        ctx_out = source if source is not None else CORE_CONTEXT_URL
+        if isinstance(data, list):
+            data = [{**d, "@context": ctx_out} if isinstance(d, dict) else d for d in data]
+        elif isinstance(data, dict):
+            data = {**data, "@context": ctx_out}
+        media = LD
+    else:
+        url = source if isinstance(source, str) else CORE_CONTEXT_URL
+        hdrs["Link"] = link_header(url)
+        media = GEOJSON if req.accept == GEOJSON else JSON
+    return Response(orjson.dumps(data), status_code=status, media_type=media, headers=hdrs)
+
+
+def no_content(headers: dict[str, str] | None = None, status: int = 204) -> Response:
+    return Response(status_code=status, headers=headers)
+
+
+def qparam_list(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    items = [p.strip() for p in raw.split(",") if p.strip()]
+    if not items:
+        raise BadRequestData(f"{name} must not be empty")
+    return items
+
+
+def qparam_int(request: Request, name: str, default: int, lo: int = 0) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadRequestData(f"{name} must be an integer") from None
+    if v < lo:
+        raise BadRequestData(f"{name} must be at least {lo}")
+    return v
+
+
+def options_of(request: Request) -> set[str]:
+    raw = request.query_params.get("options", "")
+    return {o.strip() for o in raw.split(",") if o.strip()}

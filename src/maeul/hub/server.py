@@ -1,0 +1,80 @@
+"""The ASGI application: NGSI-LD routes, ingest routes, OpenAPI, health, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..config import Settings
+from .api_more import MoreApi
+from .app import Services
+from .errors import InvalidRequest, ResourceNotFound
+from .http import problem_response
+from .ldcontext import load_core_context
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """An ASGI app; it starts the notification worker (and MQTT ingest) on startup."""
+    svc = services or Services(settings)
+    api = MoreApi(svc)
+    routes = api.routes()
+
+    from ..ingest.http import ingest_routes
+
+    routes += ingest_routes(api)
+
+    async def health(request: Request) -> Response:
+        return Response(orjson.dumps({"status": "ok", "store": svc.store.url.split("://")[0]}),
+                        media_type="application/json")
+
+    async def core_context(request: Request) -> Response:
+        return Response(orjson.dumps(load_core_context()), media_type="application/ld+json")
+
+    async def openapi(request: Request) -> Response:
+        from .openapi import build_openapi
+
+        return Response(orjson.dumps(build_openapi(app_routes)), media_type="application/json")
+
+    routes += [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/ngsi-ld/v1/jsonldContexts/core", core_context, methods=["GET"]),
+    ]
+    app_routes: list[Any] = list(routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc.start()
+        try:
+            yield
+        finally:
+            if services is None:
+                svc.close()
+            else:
+                svc.subs.stop()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return problem_response(ResourceNotFound(f"no resource at {request.url.path}"))
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        err = InvalidRequest(f"{request.method} is not allowed on {request.url.path}")
+        err.status = 405
+        return problem_response(err)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_allowed},
+    )
+    app.state.services = svc
+    return app

@@ -1,0 +1,326 @@
+"""SQL shared by the SQLite and PostgreSQL backends (written with ``?`` placeholders)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .base import Entity, EntityFilter, HistoryRow, TemporalFilter
+
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+
+
+def now_iso() -> str:
+    """Canonical UTC timestamp: fixed width, so text order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dumps(doc: Any) -> str:
+    return orjson.dumps(doc).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def _walk_positions(coords: Any, out: list[tuple[float, float]]) -> None:
+    if isinstance(coords, list) and coords and isinstance(coords[0], int | float):
+        out.append((float(coords[0]), float(coords[1])))
+    elif isinstance(coords, list):
+        for c in coords:
+            _walk_positions(c, out)
+
+
+def location_bbox(entity: Entity) -> tuple[float, float, float, float] | None:
+    """Bounding box of the default instance of ``location``, for the index prefilter."""
+    insts = entity.get("attrs", {}).get(LOCATION)
+    if not insts:
+        return None
+    value = insts[0].get("value")
+    if not isinstance(value, dict):
+        return None
+    pts: list[tuple[float, float]] = []
+    _walk_positions(value.get("coordinates"), pts)
+    if not pts:
+        return None
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqlTx:
+    """Statements shared by both backends over a DB-API connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    # -- helpers the backend may override -------------------------------------------------
+    def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params)
+
+    # -- tenants --------------------------------------------------------------------------
+    def ensure_tenant(self, tenant: str) -> None:
+        self.x(
+            "INSERT INTO tenants(name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (tenant, now_iso()),
+        )
+
+    def tenant_exists(self, tenant: str) -> bool:
+        return self.x("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is not None
+
+    # -- entities -------------------------------------------------------------------------
+    def get_entity(self, tenant: str, eid: str) -> Entity | None:
+        row = self.x("SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)).fetchone()
+        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+
+    def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
+        out: dict[str, Entity] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for eid, doc in self.x(
+                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                (tenant, *chunk),
+            ).fetchall():
+                out[eid] = loads(doc)
+        return out
+
+    def put_entity(self, tenant: str, entity: Entity, new: bool) -> None:
+        bbox = location_bbox(entity) or (None, None, None, None)
+        types = entity["type"]
+        doc = dumps(entity)
+        if new:
+            self.x(
+                "INSERT INTO entities(tenant, id, types, doc, minx, miny, maxx, maxy)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (tenant, entity["id"], dumps(types), doc, *bbox),
+            )
+            for t in types:
+                self.x(
+                    "INSERT INTO entity_types(tenant, type, id) VALUES (?, ?, ?)",
+                    (tenant, t, entity["id"]),
+                )
+            return
+        old = self.x(
+            "SELECT types FROM entities WHERE tenant = ? AND id = ?", (tenant, entity["id"])
+        ).fetchone()
+        self.x(
+            "UPDATE entities SET types = ?, doc = ?, minx = ?, miny = ?, maxx = ?, maxy = ?"
+            " WHERE tenant = ? AND id = ?",
+            (dumps(types), doc, *bbox, tenant, entity["id"]),
+        )
+        if old is not None and loads(old[0]) != types:
+            self.x("DELETE FROM entity_types WHERE tenant = ? AND id = ?", (tenant, entity["id"]))
+            for t in types:
+                self.x(
+                    "INSERT INTO entity_types(tenant, type, id) VALUES (?, ?, ?)",
+                    (tenant, t, entity["id"]),
+                )
+
+    def delete_entity(self, tenant: str, eid: str) -> bool:
+        cur = self.x("DELETE FROM entities WHERE tenant = ? AND id = ?", (tenant, eid))
+        self.x("DELETE FROM entity_types WHERE tenant = ? AND id = ?", (tenant, eid))
+        return bool(cur.rowcount)
+
+    # -- history --------------------------------------------------------------------------
+    def add_history(self, tenant: str, rows: list[HistoryRow], types: list[str]) -> None:
+        if not rows:
+            return
+        self.executemany(
+            "INSERT INTO history(tenant, entity_id, attr, dataset_id, instance_id, observed_at,"
+            " recorded_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    tenant,
+                    r.entity_id,
+                    r.attr,
+                    r.dataset_id,
+                    r.instance_id,
+                    r.observed_at,
+                    r.recorded_at,
+                    dumps(r.doc),
+                )
+                for r in rows
+            ],
+        )
+        eids = {r.entity_id for r in rows}
+        for eid in eids:
+            self.x(
+                "INSERT INTO temporal_entities(tenant, id, types) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types",
+                (tenant, eid, dumps(types)),
+            )
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def delete_history(
+        self,
+        tenant: str,
+        eid: str,
+        attr: str | None = None,
+        dataset_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> int:
+        sql = "DELETE FROM history WHERE tenant = ? AND entity_id = ?"
+        params: list[Any] = [tenant, eid]
+        if attr is not None:
+            sql += " AND attr = ?"
+            params.append(attr)
+        if dataset_id is not None:
+            sql += " AND dataset_id = ?"
+            params.append(dataset_id)
+        if instance_id is not None:
+            sql += " AND instance_id = ?"
+            params.append(instance_id)
+        n = int(self.x(sql, params).rowcount)
+        if attr is None:
+            self.x("DELETE FROM temporal_entities WHERE tenant = ? AND id = ?", (tenant, eid))
+        return n
+
+    def temporal_exists(self, tenant: str, eid: str) -> bool:
+        row = self.x(
+            "SELECT 1 FROM temporal_entities WHERE tenant = ? AND id = ?", (tenant, eid)
+        ).fetchone()
+        return row is not None
+
+    # -- small JSON documents (subscriptions, devices, keys, tenant settings) ---------------
+    def put_json(self, kind: str, tenant: str, key: str, doc: dict[str, Any]) -> None:
+        self.x(
+            "INSERT INTO kv(kind, tenant, key, doc) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, tenant, key) DO UPDATE SET doc = excluded.doc",
+            (kind, tenant, key, dumps(doc)),
+        )
+
+    def get_json(self, kind: str, tenant: str, key: str) -> dict[str, Any] | None:
+        row = self.x(
+            "SELECT doc FROM kv WHERE kind = ? AND tenant = ? AND key = ?", (kind, tenant, key)
+        ).fetchone()
+        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+
+    def delete_json(self, kind: str, tenant: str, key: str) -> bool:
+        cur = self.x("DELETE FROM kv WHERE kind = ? AND tenant = ? AND key = ?", (kind, tenant, key))
+        return bool(cur.rowcount)
+
+    def list_json(self, kind: str, tenant: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+        if tenant is None:
+            rows = self.x("SELECT tenant, key, doc FROM kv WHERE kind = ? ORDER BY key", (kind,))
+        else:
+            rows = self.x(
+                "SELECT tenant, key, doc FROM kv WHERE kind = ? AND tenant = ? ORDER BY key",
+                (kind, tenant),
+            )
+        return [(t, k, loads(d)) for t, k, d in rows.fetchall()]
+
+    # -- outbox and audit -----------------------------------------------------------------
+    def enqueue(self, tenant: str, subscription_id: str, payload: dict[str, Any]) -> None:
+        self.x(
+            "INSERT INTO outbox(tenant, subscription_id, payload, attempts, next_at)"
+            " VALUES (?, ?, ?, 0, ?)",
+            (tenant, subscription_id, dumps(payload), now_iso()),
+        )
+
+    def audit(
+        self, tenant: str, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        self.x(
+            "INSERT INTO audit(ts, tenant, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (now_iso(), tenant, actor, action, target, dumps(detail)),
+        )
+
+
+# -- read-side queries shared by both backends ---------------------------------------------
+
+
+def entity_query_sql(tenant: str, flt: EntityFilter) -> tuple[str, list[Any]]:
+    """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later."""
+    params: list[Any] = [tenant]
+    sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
+    if flt.types is not None:
+        marks = ",".join("?" * len(flt.types))
+        sql += (
+            " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant = e.tenant"
+            f" AND t.id = e.id AND t.type IN ({marks}))"
+        )
+        params.extend(flt.types)
+    if flt.ids is not None:
+        marks = ",".join("?" * len(flt.ids))
+        sql += f" AND e.id IN ({marks})"
+        params.extend(flt.ids)
+    if flt.bbox is not None:
+        minx, miny, maxx, maxy = flt.bbox
+        sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
+        params.extend([minx, maxx, miny, maxy])
+    sql += " ORDER BY e.seq"
+    return sql, params
+
+
+def id_pattern_matcher(pattern: str | None) -> re.Pattern[str] | None:
+    return None if pattern is None else re.compile(pattern)
+
+
+def iter_docs(cursor: Any, pattern: re.Pattern[str] | None) -> Iterator[Entity]:
+    while True:
+        rows = cursor.fetchmany(256)
+        if not rows:
+            return
+        for (doc,) in rows:
+            ent: Entity = loads(doc)
+            if pattern is None or pattern.fullmatch(ent["id"]):
+                yield ent
+
+
+def temporal_query_sql(tenant: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
+    params: list[Any] = [tenant]
+    sql = "SELECT id, types FROM temporal_entities WHERE tenant = ?"
+    if flt.ids is not None:
+        sql += f" AND id IN ({','.join('?' * len(flt.ids))})"
+        params.extend(flt.ids)
+    if flt.types is not None:
+        sql += " AND (" + " OR ".join("types LIKE ? ESCAPE '\\'" for _ in flt.types) + ")"
+        params.extend(f'%"{like_escape(t)}"%' for t in flt.types)
+    sql += " ORDER BY id"
+    return sql, params
+
+
+def history_sql(tenant: str, eid: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
+    col = "observed_at" if flt.timeproperty == "observedAt" else "recorded_at"
+    params: list[Any] = [tenant, eid]
+    where = "tenant = ? AND entity_id = ?"
+    if flt.attrs is not None:
+        where += f" AND attr IN ({','.join('?' * len(flt.attrs))})"
+        params.extend(flt.attrs)
+    if flt.timerel == "before":
+        where += f" AND {col} < ?"
+        params.append(flt.time_at)
+    elif flt.timerel == "after":
+        where += f" AND {col} >= ?"
+        params.append(flt.time_at)
+    elif flt.timerel == "between":
+        where += f" AND {col} >= ? AND {col} < ?"
+        params.extend([flt.time_at, flt.end_time_at])
+    cols = "entity_id, attr, dataset_id, instance_id, observed_at, recorded_at, doc"
+    order = f"COALESCE({col}, recorded_at)"
+    if flt.last_n is not None:
+        # the newest N per attribute and dataset, returned oldest first
+        sql = (
+            f"SELECT {cols} FROM (SELECT {cols}, seq, ROW_NUMBER() OVER (PARTITION BY attr,"
+            f" dataset_id ORDER BY {order} DESC, seq DESC) AS rn FROM history WHERE {where})"
+            f" AS h WHERE rn <= ? ORDER BY {order}, seq"
+        )
+        params.append(flt.last_n)
+    else:
+        sql = f"SELECT {cols} FROM history WHERE {where} ORDER BY {order}, seq"
+    return sql, params
+
+
+def history_rows(rows: list[tuple[Any, ...]]) -> list[HistoryRow]:
+    return [HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6])) for r in rows]

@@ -1,0 +1,268 @@
+"""SQLite backend: WAL mode, one writer thread that commits queued writes in groups."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import Entity, EntityFilter, HistoryRow, OutboxItem, Store, TemporalFilter, Tx
+from .sqlbase import (
+    SqlTx,
+    entity_query_sql,
+    history_rows,
+    history_sql,
+    id_pattern_matcher,
+    iter_docs,
+    loads,
+    temporal_query_sql,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL, doc TEXT NOT NULL,
+  minx REAL, miny REAL, maxx REAL, maxy REAL,
+  UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS entities_bbox ON entities (tenant, minx, maxx);
+CREATE TABLE IF NOT EXISTS entity_types (
+  tenant TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS temporal_entities (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL, PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL, entity_id TEXT NOT NULL, attr TEXT NOT NULL, dataset_id TEXT NOT NULL,
+  instance_id TEXT NOT NULL, observed_at TEXT, recorded_at TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_obs ON history (tenant, entity_id, attr, observed_at);
+CREATE INDEX IF NOT EXISTS history_rec ON history (tenant, entity_id, recorded_at);
+CREATE TABLE IF NOT EXISTS kv (
+  kind TEXT NOT NULL, tenant TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (kind, tenant, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, subscription_id TEXT NOT NULL,
+  payload TEXT NOT NULL, attempts INTEGER NOT NULL, next_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, tenant TEXT NOT NULL,
+  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL
+);
+"""
+
+_STOP = object()
+
+
+def _connect(path: str, synchronous: str, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+class SqliteStore(Store):
+    def __init__(self, url: str, synchronous: str = "NORMAL", group_commit_max: int = 512) -> None:
+        self.url = url
+        path = url[len("sqlite://") :]
+        if path.startswith("/"):
+            path = path[1:] if not path.startswith("//") else path[1:]
+        # sqlite:///relative.db -> "relative.db"; sqlite:////abs/x.db -> "/abs/x.db"
+        self.path = path or ":memory:"
+        if self.path == ":memory:":
+            raise ValueError("sqlite store needs a file path: sqlite:///var/maeul.db")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous
+        self.group_commit_max = group_commit_max
+        self._wconn = _connect(self.path, synchronous, readonly=False)
+        self._wconn.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._run_writer, name="sqlite-writer", daemon=True)
+        self._writer.start()
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        fut: Future[T] = Future()
+        self._queue.put((fn, fut))
+        return fut.result()
+
+    def _run_writer(self) -> None:
+        tx = SqlTx(self._wconn)
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self.group_commit_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batch.append(nxt)
+            self._commit_group(tx, batch)
+
+    def _commit_group(self, tx: SqlTx, batch: list[Any]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        conn = self._wconn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    value = fn(tx)
+                except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    results.append((fut, False, exc))
+                else:
+                    conn.execute("RELEASE w")
+                    results.append((fut, True, value))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the whole group failed to commit: nobody is acknowledged
+            log.exception("group commit failed")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for _fn, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        # acknowledge only after COMMIT returned, so an acknowledged write is durable
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    # -- reads ----------------------------------------------------------------------------
+    def _rconn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self.synchronous, readonly=True)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def reader(self) -> Tx:
+        return SqlTx(self._rconn())
+
+    def query_entities(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
+        sql, params = entity_query_sql(tenant, flt)
+        cur = self._rconn().execute(sql, params)
+        return iter_docs(cur, id_pattern_matcher(flt.id_pattern))
+
+    def count_types(self, tenant: str) -> dict[str, int]:
+        rows = self._rconn().execute(
+            "SELECT type, COUNT(*) FROM entity_types WHERE tenant = ? GROUP BY type", (tenant,)
+        )
+        return {t: int(n) for t, n in rows.fetchall()}
+
+    def attribute_summary(self, tenant: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        cur = self._rconn().execute("SELECT doc FROM entities WHERE tenant = ?", (tenant,))
+        for ent in iter_docs(cur, None):
+            for attr in ent.get("attrs", {}):
+                out.setdefault(attr, set()).update(ent["type"])
+        return out
+
+    def temporal_entities(self, tenant: str, flt: TemporalFilter) -> Iterator[tuple[str, list[str]]]:
+        sql, params = temporal_query_sql(tenant, flt)
+        pattern = id_pattern_matcher(flt.id_pattern)
+        for eid, types in self._rconn().execute(sql, params).fetchall():
+            if pattern is None or pattern.fullmatch(eid):
+                yield eid, loads(types)
+
+    def history(self, tenant: str, eid: str, flt: TemporalFilter) -> list[HistoryRow]:
+        sql, params = history_sql(tenant, eid, flt)
+        return history_rows(self._rconn().execute(sql, params).fetchall())
+
+    def claim_outbox(self, limit: int, now: str) -> list[OutboxItem]:
+        rows = self._rconn().execute(
+            "SELECT seq, tenant, subscription_id, payload, attempts FROM outbox"
+            " WHERE next_at <= ? ORDER BY seq LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
+
+    def finish_outbox(self, seq: int, ok: bool, retry_at: str | None) -> None:
+        def op(tx: Tx) -> None:
+            assert isinstance(tx, SqlTx)
+            if ok or retry_at is None:
+                tx.x("DELETE FROM outbox WHERE seq = ?", (seq,))
+            else:
+                tx.x(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE seq = ?",
+                    (retry_at, seq),
+                )
+
+        self.write(op)
+
+    def tenants(self) -> list[str]:
+        rows = self._rconn().execute("SELECT name FROM tenants ORDER BY name").fetchall()
+        return [r[0] for r in rows]
+
+    def audit_log(self, tenant: str | None, limit: int) -> list[dict[str, Any]]:
+        sql = "SELECT seq, ts, tenant, actor, action, target, detail FROM audit"
+        params: list[Any] = []
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            params.append(tenant)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        keys = ("seq", "ts", "tenant", "actor", "action", "target", "detail")
+        out = []
+        for row in self._rconn().execute(sql, params).fetchall():
+            rec = dict(zip(keys, row, strict=True))
+            rec["detail"] = loads(rec["detail"])
+            out.append(rec)
+        return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(timeout=30)
+        self._wconn.close()
+        with self._readers_lock:
+            for c in self._readers:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._readers.clear()
+
+
+def open(url: str, **options: Any) -> SqliteStore:  # noqa: A001 - the backend entry point
+    return SqliteStore(
+        url,
+        synchronous=options.get("synchronous", "NORMAL"),
+        group_commit_max=options.get("group_commit_max", 512),
+    )

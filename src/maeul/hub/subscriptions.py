@@ -1,0 +1,634 @@
+"""Subscriptions: validation, matching inside the write transaction, and outbox delivery.
+
+A change that matches a subscription puts a notification into the outbox in the same
+transaction as the change, so a notification is never lost once the write is acknowledged;
+a worker thread delivers it (HTTP or MQTT) at least once, with retries and back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .entities import View, canonical_time, is_uri, now_iso, parse_time
+from .errors import BadRequestData, ResourceNotFound
+from .geo import GeoQueryError, compile_geo, parse_geo_query
+from .ldcontext import Context, ContextResolver
+from .query import QueryError, compile_q, parse_q
+from .store.base import Entity, OutboxItem, Store, Tx
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = {
+    "entityCreated",
+    "entityUpdated",
+    "entityDeleted",
+    "attributeCreated",
+    "attributeUpdated",
+    "attributeDeleted",
+}
+DEFAULT_TRIGGERS = ["entityCreated", "entityUpdated", "attributeCreated", "attributeUpdated"]
+FORMATS = {"normalized", "concise", "keyValues", "simplified"}
+KIND = "sub"
+STAT = "substat"
+
+
+def _err(msg: str) -> BadRequestData:
+    return BadRequestData(f"subscription: {msg}")
+
+
+def validate_subscription(doc: Any, ctx: Context, *, partial: bool = False) -> dict[str, Any]:
+    """A subscription payload checked and expanded into its stored form (minus bookkeeping)."""
+    if not isinstance(doc, dict):
+        raise _err("the payload must be a JSON object")
+    out: dict[str, Any] = {}
+    allowed = {
+        "id", "type", "subscriptionName", "description", "entities", "watchedAttributes",
+        "notificationTrigger", "q", "geoQ", "scopeQ", "csf", "isActive", "notification",
+        "expiresAt", "throttling", "timeInterval", "lang", "@context", "jsonldContext",
+        "temporalQ", "status", "createdAt", "modifiedAt", "name",
+    }
+    unknown = set(doc) - allowed
+    if unknown:
+        raise _err(f"unknown member(s) {sorted(unknown)}")
+    if not partial:
+        if doc.get("type") != "Subscription":
+            raise _err("type must be 'Subscription'")
+        if "id" in doc and not is_uri(doc["id"]):
+            raise _err("id must be a URI")
+        out["id"] = doc.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
+    elif "type" in doc and doc["type"] != "Subscription":
+        raise _err("type must be 'Subscription'")
+    for key in ("subscriptionName", "description", "name"):
+        if key in doc:
+            if not isinstance(doc[key], str):
+                raise _err(f"{key} must be a string")
+            out["subscriptionName" if key == "name" else key] = doc[key]
+    if "entities" in doc:
+        ents = doc["entities"]
+        if not isinstance(ents, list) or not ents:
+            raise _err("entities must be a non-empty list")
+        sel = []
+        for e in ents:
+            if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not e["type"]:
+                raise _err("each entities item needs a type")
+            item: dict[str, Any] = {"type": ctx.expand_term(e["type"])}
+            if "id" in e:
+                if not is_uri(e["id"]):
+                    raise _err("entities.id must be a URI")
+                item["id"] = e["id"]
+            if "idPattern" in e:
+                try:
+                    re.compile(e["idPattern"])
+                except (re.error, TypeError):
+                    raise _err("entities.idPattern is not a valid regular expression") from None
+                item["idPattern"] = e["idPattern"]
+            sel.append(item)
+        out["entities"] = sel
+    if "watchedAttributes" in doc:
+        wa = doc["watchedAttributes"]
+        if not isinstance(wa, list) or not wa or not all(isinstance(a, str) and a for a in wa):
+            raise _err("watchedAttributes must be a non-empty list of names")
+        out["watchedAttributes"] = [ctx.expand_term(a) for a in wa]
+    if "notificationTrigger" in doc:
+        nt = doc["notificationTrigger"]
+        if not isinstance(nt, list) or not nt or not set(nt) <= TRIGGERS:
+            raise _err(f"notificationTrigger items must be among {sorted(TRIGGERS)}")
+        out["notificationTrigger"] = nt
+    if "q" in doc:
+        if not isinstance(doc["q"], str):
+            raise _err("q must be a string")
+        try:
+            parse_q(doc["q"])
+        except QueryError as exc:
+            raise _err(f"invalid q: {exc}") from None
+        out["q"] = doc["q"]
+    if "scopeQ" in doc:
+        out["scopeQ"] = doc["scopeQ"]
+    if "geoQ" in doc:
+        g = doc["geoQ"]
+        if not isinstance(g, dict):
+            raise _err("geoQ must be an object")
+        try:
+            parse_geo_query(
+                str(g.get("georel", "")), str(g.get("geometry", "")),
+                g.get("coordinates", ""), g.get("geoproperty"),
+            )
+        except GeoQueryError as exc:
+            raise _err(f"invalid geoQ: {exc}") from None
+        out["geoQ"] = g
+    for key in ("throttling", "timeInterval"):
+        if key in doc:
+            v = doc[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                raise _err(f"{key} must be a positive number of seconds")
+            out[key] = v
+    if "timeInterval" in out and "watchedAttributes" in out:
+        raise _err("timeInterval and watchedAttributes cannot be used together")
+    if "timeInterval" in out and "throttling" in out:
+        raise _err("timeInterval and throttling cannot be used together")
+    if "expiresAt" in doc:
+        exp = parse_time(doc["expiresAt"], "expiresAt")
+        if exp <= datetime.now(UTC):
+            raise _err("expiresAt must be in the future")
+        out["expiresAt"] = doc["expiresAt"]
+    if "isActive" in doc:
+        if not isinstance(doc["isActive"], bool):
+            raise _err("isActive must be true or false")
+        out["isActive"] = doc["isActive"]
+    if "lang" in doc:
+        out["lang"] = doc["lang"]
+    if "notification" in doc:
+        out["notification"] = _validate_notification(doc["notification"], ctx, partial)
+    elif not partial:
+        raise _err("notification is missing")
+    if not partial and "entities" not in out and "watchedAttributes" not in out:
+        raise _err("entities or watchedAttributes is required")
+    return out
+
+
+def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any]:
+    if not isinstance(n, dict):
+        raise _err("notification must be an object")
+    out: dict[str, Any] = {}
+    if "attributes" in n:
+        at = n["attributes"]
+        if not isinstance(at, list) or not all(isinstance(a, str) and a for a in at):
+            raise _err("notification.attributes must be a list of names")
+        out["attributes"] = [ctx.expand_term(a) for a in at]
+    fmt = n.get("format", "normalized")
+    if fmt not in FORMATS:
+        raise _err(f"notification.format must be one of {sorted(FORMATS)}")
+    out["format"] = fmt
+    for flag in ("sysAttrs", "showChanges"):
+        if flag in n:
+            out[flag] = bool(n[flag])
+    ep = n.get("endpoint")
+    if ep is None:
+        if partial:
+            return out
+        raise _err("notification.endpoint is missing")
+    if not isinstance(ep, dict) or not isinstance(ep.get("uri"), str):
+        raise _err("notification.endpoint.uri is missing")
+    parts = urlsplit(ep["uri"])
+    if parts.scheme not in ("http", "https", "mqtt", "mqtts") or not parts.hostname:
+        raise _err("endpoint uri must be an http(s):// or mqtt(s):// URL")
+    accept = ep.get("accept", "application/json")
+    if accept not in ("application/json", "application/ld+json", "application/geo+json"):
+        raise _err("endpoint accept must be application/json or application/ld+json")
+    endpoint: dict[str, Any] = {"uri": ep["uri"], "accept": accept}
+    for key in ("receiverInfo", "notifierInfo"):
+        if key in ep:
+            info = ep[key]
+            if not isinstance(info, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("key"), str)
+                and isinstance(i.get("value"), str) for i in info
+            ):
+                raise _err(f"endpoint.{key} must be a list of key/value objects")
+            endpoint[key] = info
+    out["endpoint"] = endpoint
+    return out
+
+
+@dataclass
+class Compiled:
+    doc: dict[str, Any]
+    ctx: Context
+    q: Callable[[Entity], bool] | None
+    geo: Callable[[Any], bool] | None
+    geo_prop: str
+    patterns: list[re.Pattern[str] | None]
+
+
+class Subscriptions:
+    """Storage, matching (a ChangeListener for the hub core) and delivery of subscriptions."""
+
+    def __init__(
+        self,
+        store: Store,
+        resolver: ContextResolver,
+        *,
+        max_attempts: int = 8,
+        backoff_s: float = 0.5,
+        timeout_s: float = 5.0,
+        cache_ttl_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.resolver = resolver
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[float, list[Compiled]]] = {}
+        self._last_sent: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http: httpx.Client | None = None
+        self._mqtt: dict[str, Any] = {}
+        self.interval_query: Callable[[str, dict[str, Any], Compiled], list[Entity]] | None = None
+
+    # -- CRUD ------------------------------------------------------------------------------
+    def create(self, tenant: str, doc: dict[str, Any], ctx_source: Any, actor: str) -> str:
+        now = now_iso()
+        doc = dict(doc)
+        doc["context"] = ctx_source
+        doc["createdAt"] = doc["modifiedAt"] = now
+
+        def op(tx: Tx) -> None:
+            if tx.get_json(KIND, tenant, doc["id"]) is not None:
+                from .errors import AlreadyExists
+
+                raise AlreadyExists(f"subscription {doc['id']} already exists")
+            tx.ensure_tenant(tenant)
+            tx.put_json(KIND, tenant, doc["id"], doc)
+            tx.audit(tenant, actor, "subscription.create", doc["id"], {})
+
+        self.store.write(op)
+        self._invalidate(tenant)
+        return str(doc["id"])
+
+    def get(self, tenant: str, sid: str) -> dict[str, Any]:
+        doc = self.store.reader().get_json(KIND, tenant, sid)
+        if doc is None:
+            raise ResourceNotFound(f"subscription {sid} not found")
+        stat = self.store.reader().get_json(STAT, tenant, sid) or {}
+        return {**doc, **stat}
+
+    def list(self, tenant: str) -> list[dict[str, Any]]:
+        stats = {k: d for _t, k, d in self.store.reader().list_json(STAT, tenant)}
+        return [{**d, **stats.get(k, {})} for _t, k, d in self.store.reader().list_json(KIND, tenant)]
+
+    def update(self, tenant: str, sid: str, patch: dict[str, Any], actor: str) -> None:
+        def op(tx: Tx) -> None:
+            doc = tx.get_json(KIND, tenant, sid)
+            if doc is None:
+                raise ResourceNotFound(f"subscription {sid} not found")
+            merged = {**doc, **{k: v for k, v in patch.items() if k != "notification"}}
+            if "notification" in patch:
+                merged["notification"] = {**doc.get("notification", {}), **patch["notification"]}
+            if "timeInterval" in merged and "watchedAttributes" in merged:
+                raise _err("timeInterval and watchedAttributes cannot be used together")
+            merged["modifiedAt"] = now_iso()
+            tx.put_json(KIND, tenant, sid, merged)
+            tx.audit(tenant, actor, "subscription.update", sid, {"members": sorted(patch)})
+
+        self.store.write(op)
+        self._invalidate(tenant)
+
+    def delete(self, tenant: str, sid: str, actor: str) -> None:
+        def op(tx: Tx) -> None:
+            if not tx.delete_json(KIND, tenant, sid):
+                raise ResourceNotFound(f"subscription {sid} not found")
+            tx.delete_json(STAT, tenant, sid)
+            tx.audit(tenant, actor, "subscription.delete", sid, {})
+
+        self.store.write(op)
+        self._invalidate(tenant)
+
+    def render(self, doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        """The stored subscription as a client sees it, compacted with ``ctx``."""
+        out = {k: v for k, v in doc.items() if k != "context"}
+        if "entities" in out:
+            out["entities"] = [
+                {**e, "type": ctx.compact_iri(e["type"])} for e in out["entities"]
+            ]
+        if "watchedAttributes" in out:
+            out["watchedAttributes"] = [ctx.compact_iri(a) for a in out["watchedAttributes"]]
+        n = dict(out.get("notification", {}))
+        if "attributes" in n:
+            n["attributes"] = [ctx.compact_iri(a) for a in n["attributes"]]
+        out["notification"] = n
+        for k in ("timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure"):
+            if k in out:
+                n[k] = out.pop(k)
+        n.setdefault("status", "ok" if not n.get("lastFailure") or (
+            n.get("lastSuccess", "") > n.get("lastFailure", "")) else "failed")
+        out.setdefault("isActive", True)
+        out["status"] = self._status(doc)
+        out["type"] = "Subscription"
+        return out
+
+    @staticmethod
+    def _status(doc: dict[str, Any]) -> str:
+        if doc.get("isActive") is False:
+            return "paused"
+        exp = doc.get("expiresAt")
+        if exp and parse_time(exp, "expiresAt") <= datetime.now(UTC):
+            return "expired"
+        return "active"
+
+    # -- matching --------------------------------------------------------------------------
+    def _invalidate(self, tenant: str) -> None:
+        with self._lock:
+            self._cache.pop(tenant, None)
+
+    def _compiled(self, tenant: str, tx: Tx | None = None) -> list[Compiled]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(tenant)
+            if hit is not None and now - hit[0] < self.cache_ttl_s:
+                return hit[1]
+        reader = tx if tx is not None else self.store.reader()
+        out = []
+        for _t, _k, doc in reader.list_json(KIND, tenant):
+            try:
+                out.append(self._compile(doc))
+            except Exception:  # a subscription whose @context is gone is skipped, not fatal
+                log.warning("subscription %s could not be compiled", doc.get("id"))
+        with self._lock:
+            self._cache[tenant] = (now, out)
+        return out
+
+    def _compile(self, doc: dict[str, Any]) -> Compiled:
+        ctx = self.resolver.resolve(doc.get("context"))
+        q = compile_q(parse_q(doc["q"]), ctx.expand_term) if doc.get("q") else None
+        geo = None
+        geo_prop = "https://uri.etsi.org/ngsi-ld/location"
+        if doc.get("geoQ"):
+            g = doc["geoQ"]
+            gq = parse_geo_query(
+                str(g.get("georel")), str(g.get("geometry")), g.get("coordinates", ""),
+                g.get("geoproperty"),
+            )
+            geo = compile_geo(gq)
+            geo_prop = ctx.expand_term(gq.geoproperty)
+        pats = [
+            re.compile(e["idPattern"]) if "idPattern" in e else None
+            for e in doc.get("entities", [])
+        ]
+        return Compiled(doc, ctx, q, geo, geo_prop, pats)
+
+    @staticmethod
+    def _selects(c: Compiled, ent: Entity) -> bool:
+        sel = c.doc.get("entities")
+        if not sel:
+            return True
+        for item, pat in zip(sel, c.patterns, strict=True):
+            if item["type"] not in ent["type"]:
+                continue
+            if "id" in item and item["id"] != ent["id"]:
+                continue
+            if pat is not None and not pat.fullmatch(ent["id"]):
+                continue
+            return True
+        return False
+
+    def changed(
+        self,
+        tx: Tx,
+        tenant: str,
+        before: Entity | None,
+        after: Entity | None,
+        attrs: set[str],
+        trigger: str,
+    ) -> None:
+        subs = self._compiled(tenant, tx)
+        if not subs:
+            return
+        ent = after if after is not None else before
+        assert ent is not None
+        events = self._events(before, after, attrs, trigger)
+        now_wall = datetime.now(UTC)
+        for c in subs:
+            d = c.doc
+            if d.get("isActive") is False or d.get("timeInterval"):
+                continue
+            if d.get("expiresAt") and parse_time(d["expiresAt"], "expiresAt") <= now_wall:
+                continue
+            if not events & set(d.get("notificationTrigger", DEFAULT_TRIGGERS)):
+                continue
+            watched = d.get("watchedAttributes")
+            if watched and not (set(watched) & attrs):
+                continue
+            if not self._selects(c, ent):
+                continue
+            if c.q is not None and not c.q(ent):
+                continue
+            if c.geo is not None:
+                insts = ent["attrs"].get(c.geo_prop) or [{}]
+                if not c.geo(insts[0].get("value")):
+                    continue
+            thr = d.get("throttling")
+            key = f"{tenant}|{d['id']}"
+            mono = time.monotonic()
+            if thr and mono - self._last_sent.get(key, -1e18) < thr:
+                continue
+            self._last_sent[key] = mono
+            tx.enqueue(tenant, d["id"], self._payload(c, [ent], deleted=after is None))
+        self._wake.set()
+
+    @staticmethod
+    def _events(
+        before: Entity | None, after: Entity | None, attrs: set[str], trigger: str
+    ) -> set[str]:
+        if before is None:
+            return {"entityCreated", "attributeCreated"}
+        if after is None:
+            return {"entityDeleted"}
+        ev = {"entityUpdated"}
+        for a in attrs:
+            was, now = a in before["attrs"], a in after["attrs"]
+            ev.add(
+                "attributeCreated" if now and not was
+                else "attributeDeleted" if was and not now else "attributeUpdated"
+            )
+        if trigger == "attributeDeleted":
+            ev.add("attributeDeleted")
+        return ev
+
+    def _payload(self, c: Compiled, ents: list[Entity], deleted: bool) -> dict[str, Any]:
+        n = c.doc.get("notification", {})
+        attrs = set(n["attributes"]) if n.get("attributes") else None
+        view = View(c.ctx, fmt=n.get("format", "normalized"), attrs=attrs,
+                    sys_attrs=bool(n.get("sysAttrs")), lang=c.doc.get("lang"))
+        data = []
+        for e in ents:
+            shown = view.entity(e)
+            if deleted:
+                shown = {"id": shown["id"], "type": shown["type"], "deletedAt": now_iso()}
+            data.append(shown)
+        body = {
+            "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+            "type": "Notification",
+            "subscriptionId": c.doc["id"],
+            "notifiedAt": now_iso(),
+            "data": data,
+        }
+        return {"endpoint": n.get("endpoint", {}), "body": body, "context": c.doc.get("context")}
+
+    # -- delivery --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        for client in self._mqtt.values():
+            try:
+                client.loop_stop()
+                client.disconnect()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        self._mqtt.clear()
+
+    def _run(self) -> None:
+        last_interval = 0.0
+        while not self._stop.is_set():
+            try:
+                busy = self.deliver_due()
+                if time.monotonic() - last_interval >= 1.0:
+                    last_interval = time.monotonic()
+                    self._interval_tick()
+            except Exception:  # the worker must survive anything and retry later
+                log.exception("notification worker error")
+                busy = False
+            if not busy:
+                self._wake.wait(0.1)
+                self._wake.clear()
+
+    def deliver_due(self) -> bool:
+        items = self.store.claim_outbox(64, now_iso())
+        for item in items:
+            self._deliver(item)
+        return bool(items)
+
+    def _deliver(self, item: OutboxItem) -> None:
+        ep = item.payload.get("endpoint", {})
+        try:
+            self._send(item.tenant, ep, item.payload)
+        except Exception as exc:  # noqa: BLE001 - any failure is retried
+            attempts = item.attempts + 1
+            final = attempts >= self.max_attempts
+            retry = None if final else (
+                datetime.now(UTC) + timedelta(seconds=self.backoff_s * 2 ** item.attempts)
+            ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            log.info("notification %s to subscription %s failed (%s), attempt %d",
+                     item.seq, item.subscription_id, type(exc).__name__, attempts)
+            self._stat(item.tenant, item.subscription_id, ok=False)
+            self.store.finish_outbox(item.seq, ok=False, retry_at=retry)
+            return
+        self._stat(item.tenant, item.subscription_id, ok=True)
+        self.store.finish_outbox(item.seq, ok=True, retry_at=None)
+
+    def _stat(self, tenant: str, sid: str, ok: bool) -> None:
+        now = now_iso()
+
+        def op(tx: Tx) -> None:
+            st = tx.get_json(STAT, tenant, sid) or {"timesSent": 0, "timesFailed": 0}
+            st["lastNotification"] = now
+            if ok:
+                st["timesSent"] = st.get("timesSent", 0) + 1
+                st["lastSuccess"] = now
+            else:
+                st["timesFailed"] = st.get("timesFailed", 0) + 1
+                st["lastFailure"] = now
+            if tx.get_json(KIND, tenant, sid) is not None:
+                tx.put_json(STAT, tenant, sid, st)
+
+        self.store.write(op)
+
+    def _send(self, tenant: str, ep: dict[str, Any], payload: dict[str, Any]) -> None:
+        uri = ep["uri"]
+        body = dict(payload["body"])
+        headers = {i["key"]: i["value"] for i in ep.get("receiverInfo", [])}
+        if tenant != "default":
+            headers["NGSILD-Tenant"] = tenant
+        ctx = payload.get("context")
+        if ep.get("accept") == "application/ld+json":
+            body["@context"] = ctx if ctx is not None else _core_url()
+            headers["Content-Type"] = "application/ld+json"
+        else:
+            headers["Content-Type"] = "application/json"
+            link = ctx if isinstance(ctx, str) else _core_url()
+            headers["Link"] = (
+                f'<{link}>; rel="http://www.w3.org/ns/json-ld#context"; '
+                'type="application/ld+json"'
+            )
+        if uri.startswith(("mqtt://", "mqtts://")):
+            self._send_mqtt(uri, ep, body, headers)
+            return
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.timeout_s)
+        import orjson
+
+        resp = self._http.post(uri, content=orjson.dumps(body), headers=headers)
+        if resp.status_code >= 300:
+            raise RuntimeError(f"endpoint answered {resp.status_code}")
+
+    def _send_mqtt(
+        self, uri: str, ep: dict[str, Any], body: dict[str, Any], headers: dict[str, str]
+    ) -> None:
+        import orjson
+        import paho.mqtt.client as mqtt
+
+        parts = urlsplit(uri)
+        key = f"{parts.scheme}://{parts.netloc}"
+        client = self._mqtt.get(key)
+        if client is None:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            if parts.username:
+                client.username_pw_set(parts.username, parts.password)
+            if parts.scheme == "mqtts":
+                client.tls_set()
+            client.connect(parts.hostname or "localhost", parts.port or 1883, keepalive=30)
+            client.loop_start()
+            self._mqtt[key] = client
+        info = {i["key"]: i["value"] for i in ep.get("notifierInfo", [])}
+        qos = int(info.get("MQTT-QoS", "0"))
+        topic = parts.path.lstrip("/") or "notifications"
+        msg = orjson.dumps({"metadata": headers, "body": body})
+        res = client.publish(topic, msg, qos=qos)
+        res.wait_for_publish(timeout=self.timeout_s)
+        if res.rc != mqtt.MQTT_ERR_SUCCESS or not res.is_published():
+            raise RuntimeError(f"MQTT publish failed rc={res.rc}")
+
+    def _interval_tick(self) -> None:
+        if self.interval_query is None:
+            return
+        for tenant in self.store.tenants():
+            for c in self._compiled(tenant):
+                d = c.doc
+                ti = d.get("timeInterval")
+                if not ti or self._status(d) != "active":
+                    continue
+                key = f"{tenant}|{d['id']}"
+                mono = time.monotonic()
+                if mono - self._last_sent.get(key, -1e18) < ti:
+                    continue
+                self._last_sent[key] = mono
+                ents = self.interval_query(tenant, d, c)
+                if ents:
+                    payload = self._payload(c, ents, deleted=False)
+                    self.store.write(
+                        lambda tx, p=payload, s=d["id"], t=tenant: tx.enqueue(t, s, p)
+                    )
+
+
+def _core_url() -> str:
+    from .ldcontext import CORE_CONTEXT_URL
+
+    return CORE_CONTEXT_URL
+
+
+__all__ = ["Subscriptions", "validate_subscription", "canonical_time"]

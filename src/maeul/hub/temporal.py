@@ -1,0 +1,308 @@
+"""Temporal API logic: history to temporal representations, aggregation, instance edits."""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .entities import META, SYS, View, canonical_time, now_iso, parse_time
+from .errors import BadRequestData, ResourceNotFound
+from .store.base import Entity, HistoryRow, Store, TemporalFilter, Tx
+
+AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
+_DURATION = re.compile(
+    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """ISO 8601 durations in weeks, days, hours, minutes, seconds (no months or years)."""
+    m = _DURATION.match(text or "")
+    if not m or text in ("P", "PT"):
+        raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration like PT1H")
+    g = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
+    return timedelta(weeks=g["w"], days=g["d"], hours=g["h"], minutes=g["m"], seconds=g["s"])
+
+
+@dataclass
+class TemporalOptions:
+    fmt: str = "normalized"  # normalized | temporalValues | aggregatedValues | concise
+    aggr_methods: tuple[str, ...] = ()
+    aggr_period: timedelta | None = None
+    max_instances: int = 1000
+
+
+def time_filter(
+    timerel: str | None, time_at: str | None, end_time_at: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Validated, canonical timerel parameters."""
+    if timerel is None:
+        if time_at is not None:
+            raise BadRequestData("timeAt needs timerel")
+        return None, None, None
+    if timerel not in ("before", "after", "between"):
+        raise BadRequestData("timerel must be before, after or between")
+    if time_at is None:
+        raise BadRequestData("timerel needs timeAt")
+    t1 = canonical_time(time_at, "timeAt")
+    t2 = None
+    if timerel == "between":
+        if end_time_at is None:
+            raise BadRequestData("timerel=between needs endTimeAt")
+        t2 = canonical_time(end_time_at, "endTimeAt")
+        if t2 <= t1:
+            raise BadRequestData("endTimeAt must be after timeAt")
+    return timerel, t1, t2
+
+
+def _value_of(doc: dict[str, Any]) -> Any:
+    typ = doc.get("type")
+    if typ == "Relationship":
+        return doc.get("object")
+    if typ == "LanguageProperty":
+        return doc.get("languageMap")
+    if typ == "VocabProperty":
+        return doc.get("vocab")
+    if typ == "ListProperty":
+        return doc.get("valueList")
+    if typ == "ListRelationship":
+        return doc.get("objectList")
+    return doc.get("value")
+
+
+_VALUES_KEY = {
+    "Relationship": "objects",
+    "LanguageProperty": "languageMaps",
+    "VocabProperty": "vocabs",
+    "ListProperty": "valueLists",
+    "ListRelationship": "objectLists",
+}
+
+
+def _aggregate(method: str, vals: list[Any]) -> Any:
+    nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+    if method == "totalCount":
+        return len(vals)
+    if method == "distinctCount":
+        return len({repr(v) for v in vals})
+    if not nums:
+        return None
+    if method == "sum":
+        return sum(nums)
+    if method == "avg":
+        return sum(nums) / len(nums)
+    if method == "min":
+        return min(nums)
+    if method == "max":
+        return max(nums)
+    if method == "sumsq":
+        return sum(n * n for n in nums)
+    mean = sum(nums) / len(nums)
+    return math.sqrt(sum((n - mean) ** 2 for n in nums) / len(nums))
+
+
+class Temporal:
+    """Reads and edits entity history."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def entity(
+        self,
+        tenant: str,
+        eid: str,
+        types: list[str],
+        flt: TemporalFilter,
+        view: View,
+        opts: TemporalOptions,
+    ) -> tuple[dict[str, Any], bool]:
+        """One entity's temporal representation and whether instances were cut off."""
+        rows = self.store.history(tenant, eid, flt)
+        by_attr: dict[str, list[HistoryRow]] = {}
+        for r in rows:
+            by_attr.setdefault(r.attr, []).append(r)
+        ctx = view.ctx
+        out: dict[str, Any] = {"id": eid}
+        ctypes = [ctx.compact_iri(t) for t in types]
+        out["type"] = ctypes[0] if len(ctypes) == 1 else ctypes
+        truncated = False
+        for iri, items in by_attr.items():
+            if len(items) > opts.max_instances:
+                truncated = True
+                items = items[-opts.max_instances :] if flt.last_n else items[: opts.max_instances]
+            name = ctx.compact_iri(iri)
+            if opts.fmt == "temporalValues":
+                out[name] = self._values(items)
+            elif opts.fmt == "aggregatedValues":
+                out[name] = self._aggregated(items, flt, opts)
+            else:
+                shown = []
+                for r in items:
+                    a = view.attribute(r.doc)
+                    if isinstance(a, dict):
+                        a = {k: v for k, v in a.items() if k not in SYS or view.sys_attrs}
+                        a["instanceId"] = r.instance_id
+                        if view.sys_attrs:
+                            a["modifiedAt"] = r.recorded_at
+                    shown.append(a)
+                out[name] = shown
+        return out, truncated
+
+    @staticmethod
+    def _values(items: list[HistoryRow]) -> dict[str, Any]:
+        typ = items[0].doc.get("type", "Property")
+        key = _VALUES_KEY.get(typ, "values")
+        return {
+            "type": typ,
+            key: [[_value_of(r.doc), r.doc.get("observedAt") or r.recorded_at] for r in items],
+        }
+
+    @staticmethod
+    def _aggregated(
+        items: list[HistoryRow], flt: TemporalFilter, opts: TemporalOptions
+    ) -> dict[str, Any]:
+        typ = items[0].doc.get("type", "Property")
+        methods = opts.aggr_methods or AGGR_METHODS
+        times = [parse_time(r.observed_at or r.recorded_at, "time") for r in items]
+        start = parse_time(flt.time_at, "timeAt") if flt.time_at else min(times)
+        end = (
+            parse_time(flt.end_time_at, "endTimeAt")
+            if flt.end_time_at
+            else max(times) + timedelta(microseconds=1)
+        )
+        period = opts.aggr_period
+        buckets: dict[int, list[Any]] = {}
+        for t, r in zip(times, items, strict=True):
+            idx = 0 if period is None or period.total_seconds() == 0 else int(
+                (t - start) / period
+            )
+            buckets.setdefault(idx, []).append(_value_of(r.doc))
+        out: dict[str, Any] = {"type": typ}
+        for m in methods:
+            series = []
+            for idx in sorted(buckets):
+                if period is None or period.total_seconds() == 0:
+                    b0, b1 = start, end
+                else:
+                    b0 = start + period * idx
+                    b1 = b0 + period
+                series.append([_aggregate(m, buckets[idx]), _fmt(b0), _fmt(b1)])
+            out[m] = series
+        return out
+
+    # -- writes ----------------------------------------------------------------------------
+    def add(
+        self, tenant: str, eid: str, types: list[str] | None,
+        attrs: dict[str, list[dict[str, Any]]], actor: str, must_exist: bool,
+    ) -> bool:
+        """Add instances; returns True when the temporal entity was new."""
+
+        def op(tx: Tx) -> bool:
+            from .store.sqlbase import SqlTx
+
+            assert isinstance(tx, SqlTx)
+            exists = tx.temporal_exists(tenant, eid)
+            if must_exist and not exists:
+                raise ResourceNotFound(f"temporal entity {eid} not found")
+            tx.ensure_tenant(tenant)
+            now = now_iso()
+            ent_types = types
+            if ent_types is None:
+                row = tx.x(
+                    "SELECT types FROM temporal_entities WHERE tenant = ? AND id = ?",
+                    (tenant, eid),
+                ).fetchone()
+                from .store.sqlbase import loads
+
+                ent_types = loads(row[0]) if row else []
+            rows = []
+            for iri, insts in attrs.items():
+                for inst in insts:
+                    doc = copy.deepcopy(inst)
+                    doc["createdAt"] = doc["modifiedAt"] = now
+                    obs = doc.get("observedAt")
+                    rows.append(HistoryRow(
+                        eid, iri, doc.get("datasetId", ""),
+                        f"urn:ngsi-ld:attribute:instance:{uuid.uuid4()}",
+                        canonical_time(obs) if obs else None, now, doc,
+                    ))
+            tx.add_history(tenant, rows, ent_types or [])
+            if not rows:
+                tx.x(
+                    "INSERT INTO temporal_entities(tenant, id, types) VALUES (?, ?, ?)"
+                    " ON CONFLICT (tenant, id) DO NOTHING",
+                    (tenant, eid, _dumps(ent_types or [])),
+                )
+            tx.audit(tenant, actor, "temporal.add", eid, {"attrs": sorted(attrs)})
+            return not exists
+
+        return bool(self.store.write(op))
+
+    def delete(
+        self, tenant: str, eid: str, actor: str, attr: str | None = None,
+        dataset_id: str | None = None, instance_id: str | None = None,
+    ) -> None:
+        def op(tx: Tx) -> None:
+            from .store.sqlbase import SqlTx
+
+            assert isinstance(tx, SqlTx)
+            if not tx.temporal_exists(tenant, eid):
+                raise ResourceNotFound(f"temporal entity {eid} not found")
+            n = tx.delete_history(tenant, eid, attr, dataset_id, instance_id)
+            if attr is not None and n == 0:
+                raise ResourceNotFound("no matching attribute instance")
+            tx.audit(tenant, actor, "temporal.delete", eid, {"attr": attr or "*"})
+
+        self.store.write(op)
+
+    def modify_instance(
+        self, tenant: str, eid: str, attr: str, instance_id: str,
+        patch: dict[str, Any], actor: str,
+    ) -> None:
+        def op(tx: Tx) -> None:
+            from .store.sqlbase import SqlTx, dumps, loads
+
+            assert isinstance(tx, SqlTx)
+            row = tx.x(
+                "SELECT doc FROM history WHERE tenant = ? AND entity_id = ? AND attr = ?"
+                " AND instance_id = ?", (tenant, eid, attr, instance_id),
+            ).fetchone()
+            if row is None:
+                raise ResourceNotFound(f"instance {instance_id} not found")
+            doc = loads(row[0])
+            for k, v in patch.items():
+                if k in META or k.startswith("http"):
+                    doc[k] = v
+            doc["modifiedAt"] = now_iso()
+            obs = doc.get("observedAt")
+            tx.x(
+                "UPDATE history SET doc = ?, observed_at = ? WHERE tenant = ? AND entity_id = ?"
+                " AND attr = ? AND instance_id = ?",
+                (dumps(doc), canonical_time(obs) if obs else None, tenant, eid, attr,
+                 instance_id),
+            )
+            tx.audit(tenant, actor, "temporal.patch", eid, {"attr": attr})
+
+        self.store.write(op)
+
+
+def _fmt(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t.microsecond == 0 else t.strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
+
+
+def _dumps(v: Any) -> str:
+    from .store.sqlbase import dumps
+
+    return dumps(v)
+
+
+Latest = Callable[[Entity], bool]
