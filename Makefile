@@ -2,6 +2,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# ngsildclient pins an old httpx, so the interoperability test runs it from its own venv
+INTEROP := .venv-interop
+INTEROP_STAMP := $(INTEROP)/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -11,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(INTEROP_STAMP):
+	test -d $(INTEROP) || $(PY) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install -q 'ngsildclient==0.5.2'
+	touch $(INTEROP_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/maeul demo
 
-test: $(STAMP)
+test: $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
@@ -26,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/hub.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(INTEROP) build *.egg-info

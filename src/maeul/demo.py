@@ -1,0 +1,130 @@
+"""`maeul demo`: a demo city on the embedded store, alive with live sensor updates.
+
+It imports real open data (Smart Data Models examples, Birmingham car parks, Seoul air quality,
+Los Angeles loop detectors), provisions the loop detectors as devices, and replays their later
+readings through the same ingest path real devices use, one reading round every few seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .config import Settings
+from .hub.server import build_app
+
+log = logging.getLogger(__name__)
+TRAFFIC_TYPE = "https://smartdatamodels.org/dataModel.Transportation/TrafficFlowObserved"
+SPEED = "https://smartdatamodels.org/dataModel.Transportation/averageVehicleSpeed"
+PUBLIC_TYPES = [
+    TRAFFIC_TYPE,
+    "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved",
+    "https://smartdatamodels.org/dataModel.Parking/OffStreetParking",
+]
+
+
+def _load_city(services: Any, data: Path) -> dict[str, int]:
+    from .ingest.load import load_snapshots
+
+    counts: dict[str, int] = {}
+    plan = [
+        ("sdm-examples", data / "smart_data_models", None),
+        ("parking", data / "parking" / "birmingham_parking.csv", 3000),
+        ("air", data / "air" / "seoul_air_2022.utf8.csv", 3000),
+        ("traffic", data / "traffic", 207 * 12),
+    ]
+    for name, path, limit in plan:
+        if not path.exists():
+            log.warning("demo: %s is missing, skipping the %s import", path, name)
+            continue
+        stats = load_snapshots(services, name, path, limit=limit, actor="demo")
+        counts[name] = stats.snapshots
+    return counts
+
+
+def _provision_sensors(services: Any, data: Path) -> list[tuple[str, dict[str, float]]]:
+    """Loop detectors as devices, with their later readings to replay."""
+    from .ingest.importers import iter_traffic_los
+
+    ingest = services.ingest.ingest
+    readings: dict[str, list[dict[str, Any]]] = {}
+    path = data / "traffic"
+    if not (path / "los_speed.csv").exists():
+        return []
+    for snap in iter_traffic_los(path / "los_speed.csv", path / "loc.csv", limit_rows=300):
+        readings.setdefault(snap["id"], []).append(snap)
+    rounds: list[tuple[str, dict[str, float]]] = []
+    for eid, snaps in itertools.islice(readings.items(), 50):
+        dev = eid.rsplit(":", 1)[-1]
+        ingest.provision("default", {
+            "deviceId": dev,
+            "entityId": eid,
+            "entityType": TRAFFIC_TYPE,
+            "attributes": {"speed": {"name": SPEED, "unitCode": "KMH"}},
+        }, "demo")
+        for snap in snaps[12:]:
+            attr = snap.get(SPEED)
+            if attr:
+                rounds.append((dev, {"speed": attr["value"]}))
+    return rounds
+
+
+def _replay(services: Any, rounds: list[tuple[str, dict[str, float]]], stop: threading.Event,
+            period_s: float) -> None:
+    ingest = services.ingest.ingest
+    per_round = 50
+    i = 0
+    while not stop.is_set() and rounds:
+        for dev, payload in rounds[i : i + per_round]:
+            try:
+                ingest.handle("default", dev, payload, "demo-sensor")
+            except Exception:  # noqa: BLE001 - a live feed keeps going
+                log.warning("demo sensor %s update failed", dev)
+        i = (i + per_round) % max(1, len(rounds))
+        stop.wait(period_s)
+
+
+def run_demo(settings: Settings, duration: float | None = None) -> None:
+    data = settings.data_dir
+    preload = data / "smart_data_models"
+    if settings.context_preload_dir is None and preload.is_dir():
+        settings = settings.model_copy(update={"context_preload_dir": preload})
+    app = build_app(settings)
+    services = app.state.services
+    print(f"maeul demo: store {settings.store_url}; importing real open data from {data} ...",
+          flush=True)
+    t0 = time.monotonic()
+    counts = _load_city(services, data) if data.is_dir() else {}
+    rounds = _provision_sensors(services, data) if data.is_dir() else []
+    services.keys.set_public_types("default", PUBLIC_TYPES, "demo")
+    key = services.keys.create("operator", "default", ["traffic-operations"], label="demo")
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    print(f"imported {counts} in {time.monotonic() - t0:.1f} s; "
+          f"{len(rounds)} live readings queued for 50 sensors", flush=True)
+    print("\nOpen:")
+    print(f"  entities      {base}/ngsi-ld/v1/entities?type={TRAFFIC_TYPE}&limit=5")
+    print(f"  history       {base}/ngsi-ld/v1/temporal/entities?type={TRAFFIC_TYPE}&lastN=5")
+    print(f"  types         {base}/ngsi-ld/v1/types")
+    print(f"  OpenAPI       {base}/openapi.json")
+    print(f"  ingest stats  {base}/ingest/v1/stats")
+    print("\nOperator key (send as 'Authorization: Bearer KEY'):")
+    print(f"  {key}", flush=True)
+    stop = threading.Event()
+    feeder = threading.Thread(target=_replay, args=(services, rounds, stop, 2.0), daemon=True)
+    feeder.start()
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    if duration is not None:
+        threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
