@@ -50,6 +50,7 @@ def _load_city(services: Any, data: Path) -> dict[str, int]:
 
 def _provision_sensors(services: Any, data: Path) -> list[tuple[str, dict[str, float]]]:
     """Loop detectors as devices, with their later readings to replay."""
+    from .ingest.devices import validate_device
     from .ingest.importers import iter_traffic_los
 
     ingest = services.ingest.ingest
@@ -59,19 +60,21 @@ def _provision_sensors(services: Any, data: Path) -> list[tuple[str, dict[str, f
         return []
     for snap in iter_traffic_los(path / "los_speed.csv", path / "loc.csv", limit_rows=300):
         readings.setdefault(snap["id"], []).append(snap)
-    rounds: list[tuple[str, dict[str, float]]] = []
+    ctx = services.resolver.resolve(None)
+    per_sensor: list[list[tuple[str, dict[str, float]]]] = []
     for eid, snaps in itertools.islice(readings.items(), 50):
         dev = eid.rsplit(":", 1)[-1]
-        ingest.provision("default", {
+        ingest.provision("default", validate_device({
             "deviceId": dev,
             "entityId": eid,
             "entityType": TRAFFIC_TYPE,
             "attributes": {"speed": {"name": SPEED, "unitCode": "KMH"}},
-        }, "demo")
-        for snap in snaps[12:]:
-            attr = snap.get(SPEED)
-            if attr:
-                rounds.append((dev, {"speed": attr["value"]}))
+        }, ctx), "demo")
+        per_sensor.append(
+            [(dev, {"speed": s[SPEED]["value"]}) for s in snaps[12:] if SPEED in s]
+        )
+    # one reading of every sensor per round, in time order
+    rounds = [r for step in itertools.zip_longest(*per_sensor) for r in step if r is not None]
     return rounds
 
 
@@ -84,8 +87,8 @@ def _replay(services: Any, rounds: list[tuple[str, dict[str, float]]], stop: thr
         for dev, payload in rounds[i : i + per_round]:
             try:
                 ingest.handle("default", dev, payload, "demo-sensor")
-            except Exception:  # noqa: BLE001 - a live feed keeps going
-                log.warning("demo sensor %s update failed", dev)
+            except Exception as exc:  # noqa: BLE001 - a live feed keeps going
+                log.warning("demo sensor %s update failed: %s", dev, type(exc).__name__)
         i = (i + per_round) % max(1, len(rounds))
         stop.wait(period_s)
 

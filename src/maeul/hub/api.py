@@ -410,7 +410,8 @@ class Api:
             if op == "create":
                 return respond(res.success, r, status=201)
             if op == "upsert":
-                return no_content() if not res.success else respond(res.success, r, status=201)
+                # 201 with the ids of the entities created; 204 when all existed
+                return no_content() if not res.created else respond(res.created, r, status=201)
             return no_content()
         return respond({"success": res.success, "errors": res.errors}, r, status=207)
 

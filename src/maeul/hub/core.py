@@ -35,6 +35,7 @@ class ChangeListener(Protocol):
 class BatchResult:
     success: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # upsert: the ids that were new
 
 
 @dataclass
@@ -401,6 +402,7 @@ class Hub:
                     elif op == "upsert":
                         if tx.get_entity(tenant, eid) is None:
                             self._create(tx, tenant, item, actor)
+                            res.created.append(eid)
                         elif upsert_replace:
                             self._replace(tx, tenant, item, actor)
                         else:

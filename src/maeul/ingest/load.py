@@ -120,7 +120,7 @@ def run_import(
         services.close()
     seconds = time.monotonic() - started
     print(
-        f"imported {importer} from {path} into tenant {tenant}: {stats.rows} rows, "
+        f"imported {importer} from {path} into tenant {tenant}: {stats.rows} rows read, "
         f"{stats.entities} entities, {stats.snapshots} snapshots in {seconds:.2f} s"
     )
     return 0
