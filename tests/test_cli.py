@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from serverproc import free_port
 
 
