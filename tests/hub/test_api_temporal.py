@@ -41,7 +41,7 @@ def sensor(client: Any) -> Any:
 def values(client: Any, params: dict[str, Any], eid: str = EID) -> list[Any]:
     r = client.get(f"{T}/{eid}", params={"attrs": "temperature", **params})
     assert r.status_code == 200, r.text
-    temp = r.json()["temperature"]
+    temp = r.json().get("temperature", [])
     return [i["value"] for i in (temp if isinstance(temp, list) else [temp])]
 
 

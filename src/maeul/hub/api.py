@@ -99,9 +99,10 @@ class Api:
         # writes wait for the group commit: off the event loop so other requests join the group
         return await run_in_threadpool(fn)
 
-    def view(self, request: Request, r: Req) -> View:
+    def view(self, request: Request, r: Req, fmt: str | None = "") -> View:
         opts = options_of(request)
-        fmt = request.query_params.get("format")
+        if fmt == "":
+            fmt = request.query_params.get("format")
         if fmt is None:
             fmt = "keyValues" if ("keyValues" in opts or "simplified" in opts) else (
                 "concise" if "concise" in opts else "normalized"

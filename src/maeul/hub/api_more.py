@@ -17,6 +17,16 @@ from .subscriptions import validate_subscription
 from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
 
 
+_TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
+
+
+def _content_range(span: tuple[str, str] | None) -> dict[str, str]:
+    """Content-Range of a temporal answer whose instances were cut off (clause 6.3.18)."""
+    if span is None:
+        return {}
+    return {"Content-Range": f"date-time {span[0]}-{span[1]}/*"}
+
+
 class MoreApi(Api):
     # -- subscriptions ---------------------------------------------------------------------
     async def create_subscription(self, request: Request) -> Response:
@@ -130,8 +140,13 @@ class MoreApi(Api):
             params["q"] = body["q"]
         return self._temporal_query(request, r, params)
 
+    def temporal_view(self, request: Request, r: Any) -> View:
+        """The entity View of a temporal request (its temporal formats are handled apart)."""
+        fmt = request.query_params.get("format")
+        return self.view(request, r, fmt=None if fmt in _TEMPORAL_FORMATS else fmt)
+
     def _temporal_query(self, request: Request, r: Any, params: dict[str, Any]) -> Response:
-        view = self.view(request, r)
+        view = self.temporal_view(request, r)
         if params.get("attrs"):
             view.attrs = {r.ctx.expand_term(a) for a in str(params["attrs"]).split(",") if a}
         flt0, topts = self._temporal_params(request, params, view)
@@ -156,16 +171,17 @@ class MoreApi(Api):
             raise TooManyResults(f"limit {limit} is above the maximum {self.settings.max_limit}")
         all_ids = list(self.s.store.temporal_entities(r.tenant, flt))
         out = []
-        truncated = False
+        span: tuple[str, str] | None = None
         for eid, etypes in all_ids[offset : offset + limit]:
             rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts)
-            truncated = truncated or cut
+            if cut is not None:
+                span = cut if span is None else (min(span[0], cut[0]), max(span[1], cut[1]))
             if len(rep) > 2 or not view.attrs:
                 out.append(rep)
-        headers = {}
+        headers = _content_range(span)
         if "count" in options_of(request):
             headers["NGSILD-Results-Count"] = str(len(all_ids))
-        return respond(out, r, status=206 if truncated else 200, headers=headers)
+        return respond(out, r, status=206 if span else 200, headers=headers)
 
     async def temporal_get(self, request: Request) -> Response:
         r = await self.req(request, "read")
@@ -173,11 +189,11 @@ class MoreApi(Api):
         found = list(self.s.store.temporal_entities(r.tenant, TemporalFilter(ids=(eid,))))
         if not found:
             raise ResourceNotFound(f"temporal entity {eid} not found")
-        view = self.view(request, r)
+        view = self.temporal_view(request, r)
         params = dict(request.query_params)
         flt, topts = self._temporal_params(request, params, view)
         rep, cut = self.s.temporal.entity(r.tenant, eid, found[0][1], flt, view, topts)
-        return respond(rep, r, status=206 if cut else 200)
+        return respond(rep, r, status=206 if cut else 200, headers=_content_range(cut))
 
     async def temporal_create(self, request: Request) -> Response:
         r = await self.req(request, "write", body=True)
@@ -188,7 +204,7 @@ class MoreApi(Api):
         if "type" not in body:
             raise BadRequestData("entity type is missing")
         types = expand_types(body["type"], r.ctx)
-        attrs = expand_attrs(body, r.ctx)
+        attrs = expand_attrs(body, r.ctx, temporal=True)
         new = await self.write(
             lambda: self.s.temporal.add(r.tenant, eid, types, attrs, r.caller.actor, False)
         )
@@ -201,7 +217,7 @@ class MoreApi(Api):
         eid = check_entity_id(request.path_params["eid"])
         if not isinstance(r.body, dict):
             raise BadRequestData("the payload must be a JSON object")
-        attrs = expand_attrs(r.body, r.ctx)
+        attrs = expand_attrs(r.body, r.ctx, temporal=True)
         await self.write(
             lambda: self.s.temporal.add(r.tenant, eid, None, attrs, r.caller.actor, True)
         )

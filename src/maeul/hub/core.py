@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .entities import NULL_URI, META, canonical_time, now_iso
+from .entities import META, NULL_URI, canonical_time, now_iso
 from .errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
 from .store.base import Entity, EntityFilter, HistoryRow, Store, Tx
 

@@ -252,9 +252,12 @@ def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: b
 
 
 def expand_attrs(
-    doc: dict[str, Any], ctx: TermContext, *, partial: bool = False
+    doc: dict[str, Any], ctx: TermContext, *, partial: bool = False, temporal: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """All attributes of a payload: expanded IRI -> instances (one per datasetId)."""
+    """All attributes of a payload: expanded IRI -> instances (one per datasetId).
+
+    ``temporal``: a temporal payload, where an attribute lists many instances of one
+    datasetId over time (so a repeated datasetId is allowed there)."""
     attrs: dict[str, list[dict[str, Any]]] = {}
     for key, raw in doc.items():
         if key in RESERVED_ENTITY:
@@ -278,7 +281,7 @@ def expand_attrs(
                 continue
             inst = expand_attribute(key, item, ctx, partial=partial)
             ds = inst.get("datasetId", "")
-            if ds in seen:
+            if ds in seen and not temporal:
                 raise BadRequestData(f"attribute {key}: datasetId {ds or '(default)'} twice")
             seen.add(ds)
             if iri in GEO_ATTRS and inst.get("type") not in (None, "GeoProperty"):

@@ -122,8 +122,9 @@ class Temporal:
         flt: TemporalFilter,
         view: View,
         opts: TemporalOptions,
-    ) -> tuple[dict[str, Any], bool]:
-        """One entity's temporal representation and whether instances were cut off."""
+    ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """One entity's temporal representation and, when instances were cut off, the time
+        range (oldest, newest) of the instances it does hold (for a Content-Range header)."""
         rows = self.store.history(tenant, eid, flt)
         by_attr: dict[str, list[HistoryRow]] = {}
         for r in rows:
@@ -132,11 +133,13 @@ class Temporal:
         out: dict[str, Any] = {"id": eid}
         ctypes = [ctx.compact_iri(t) for t in types]
         out["type"] = ctypes[0] if len(ctypes) == 1 else ctypes
-        truncated = False
+        cut: tuple[str, str] | None = None
         for iri, items in by_attr.items():
             if len(items) > opts.max_instances:
-                truncated = True
                 items = items[-opts.max_instances :] if flt.last_n else items[: opts.max_instances]
+                t0 = items[0].observed_at or items[0].recorded_at
+                t1 = items[-1].observed_at or items[-1].recorded_at
+                cut = (min(t0, cut[0]), max(t1, cut[1])) if cut else (t0, t1)
             name = ctx.compact_iri(iri)
             if opts.fmt == "temporalValues":
                 out[name] = self._values(items)
@@ -153,7 +156,7 @@ class Temporal:
                             a["modifiedAt"] = r.recorded_at
                     shown.append(a)
                 out[name] = shown
-        return out, truncated
+        return out, cut
 
     @staticmethod
     def _values(items: list[HistoryRow]) -> dict[str, Any]:
