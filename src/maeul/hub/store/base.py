@@ -112,7 +112,9 @@ class Store(ABC):
         """Expanded attribute name -> the entity types that carry it."""
 
     @abstractmethod
-    def temporal_entities(self, tenant: str, flt: TemporalFilter) -> Iterator[tuple[str, list[str]]]:
+    def temporal_entities(
+        self, tenant: str, flt: TemporalFilter
+    ) -> Iterator[tuple[str, list[str]]]:
         """(id, types) of entities with history, filtered by id/type."""
 
     @abstractmethod

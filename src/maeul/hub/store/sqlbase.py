@@ -78,7 +78,9 @@ class SqlTx:
 
     # -- entities -------------------------------------------------------------------------
     def get_entity(self, tenant: str, eid: str) -> Entity | None:
-        row = self.x("SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)).fetchone()
+        row = self.x(
+            "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
+        ).fetchone()
         return None if row is None else loads(row[0])  # type: ignore[no-any-return]
 
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
@@ -207,7 +209,9 @@ class SqlTx:
         return None if row is None else loads(row[0])  # type: ignore[no-any-return]
 
     def delete_json(self, kind: str, tenant: str, key: str) -> bool:
-        cur = self.x("DELETE FROM kv WHERE kind = ? AND tenant = ? AND key = ?", (kind, tenant, key))
+        cur = self.x(
+            "DELETE FROM kv WHERE kind = ? AND tenant = ? AND key = ?", (kind, tenant, key)
+        )
         return bool(cur.rowcount)
 
     def list_json(self, kind: str, tenant: str | None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -232,7 +236,8 @@ class SqlTx:
         self, tenant: str, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:
         self.x(
-            "INSERT INTO audit(ts, tenant, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit(ts, tenant, actor, action, target, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (now_iso(), tenant, actor, action, target, dumps(detail)),
         )
 

@@ -192,7 +192,9 @@ class SqliteStore(Store):
                 out.setdefault(attr, set()).update(ent["type"])
         return out
 
-    def temporal_entities(self, tenant: str, flt: TemporalFilter) -> Iterator[tuple[str, list[str]]]:
+    def temporal_entities(
+        self, tenant: str, flt: TemporalFilter
+    ) -> Iterator[tuple[str, list[str]]]:
         sql, params = temporal_query_sql(tenant, flt)
         pattern = id_pattern_matcher(flt.id_pattern)
         for eid, types in self._rconn().execute(sql, params).fetchall():
@@ -204,11 +206,15 @@ class SqliteStore(Store):
         return history_rows(self._rconn().execute(sql, params).fetchall())
 
     def claim_outbox(self, limit: int, now: str) -> list[OutboxItem]:
-        rows = self._rconn().execute(
-            "SELECT seq, tenant, subscription_id, payload, attempts FROM outbox"
-            " WHERE next_at <= ? ORDER BY seq LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        rows = (
+            self._rconn()
+            .execute(
+                "SELECT seq, tenant, subscription_id, payload, attempts FROM outbox"
+                " WHERE next_at <= ? ORDER BY seq LIMIT ?",
+                (now, limit),
+            )
+            .fetchall()
+        )
         return [OutboxItem(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
 
     def finish_outbox(self, seq: int, ok: bool, retry_at: str | None) -> None:
