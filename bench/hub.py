@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "loadgen.lua"
@@ -394,12 +394,13 @@ def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if p.poll() is not None:
-            raise RuntimeError("server exited early:\n" + (workdir / "server.log").read_text()[-3000:])
+            tail = (workdir / "server.log").read_text()[-3000:]
+            raise RuntimeError("server exited early:\n" + tail)
         try:
             st, _, _ = http_once(port, "GET", f"{BASE}/types", timeout=5)
             if st == 200:
                 return p
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         time.sleep(0.2)
     raise RuntimeError("server did not become ready in 300 s")
@@ -558,8 +559,8 @@ class Bench:
                 statuses[st] = statuses.get(st, 0) + 1
                 allms.append(ms)
                 q = dict(kv.split("=", 1) for kv in path.split("?", 1)[1].split("&"))
-                t1 = datetime.fromisoformat(q["timeAt"].replace("%3A", ":").replace("Z", "+00:00"))
-                t2 = datetime.fromisoformat(q["endTimeAt"].replace("%3A", ":").replace("Z", "+00:00"))
+                t1, t2 = (datetime.fromisoformat(unquote(q[k]).replace("Z", "+00:00"))
+                          for k in ("timeAt", "endTimeAt"))
                 key = f"window={int((t2 - t1).total_seconds())}s lastN={q.get('lastN', '-')}"
                 by.setdefault(key, []).append(ms)
             c.close()
@@ -611,7 +612,7 @@ def table(results: list[dict[str, Any]], header: str) -> str:
             val = f"{r['value']:.0f} MiB ({r['vmhwm_mib']:.0f})"
             note = f"{r['entities']:,} entities; full scan {r['full_scan_s']}s"
         else:
-            val = f"{r['value']:,.0f}"
+            val = f"{r['value']:,.0f}" if r["value"] >= 100 else f"{r['value']:.1f}"
             note = (f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms, "
                     f"srv cpu {r['server_cpu_cores']}")
             bad = r["requests"] - r["ok"] + r.get("errors", 0)

@@ -352,14 +352,31 @@ class Api:
             if types:
                 params["type"] = ",".join(types)
             ids = [e["id"] for e in ents if "id" in e]
+            if not all(isinstance(i, str) for i in ids):
+                raise BadRequestData("entities.id must be a string")
             if ids:
                 params["id"] = ids
             pats = [e["idPattern"] for e in ents if "idPattern" in e]
+            if not all(isinstance(p, str) for p in pats):
+                raise BadRequestData("entities.idPattern must be a string")
             if pats:
                 params["idPattern"] = "|".join(f"(?:{p})" for p in pats)
-        for key in ("attrs", "q", "scopeQ", "geoQ"):
+        for key in ("q", "scopeQ"):
             if key in body:
+                if not isinstance(body[key], str):
+                    raise BadRequestData(f"{key} must be a string")
                 params[key] = body[key]
+        if "attrs" in body:
+            attrs = body["attrs"]
+            if isinstance(attrs, str):
+                attrs = [attrs]
+            if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+                raise BadRequestData("attrs must be a list of attribute names")
+            params["attrs"] = attrs
+        if "geoQ" in body:
+            if not isinstance(body["geoQ"], dict):
+                raise BadRequestData("geoQ must be an object")
+            params["geoQ"] = body["geoQ"]
         q = self.build_query(params, r)
         q.limit = qparam_int(request, "limit", self.settings.default_limit)
         q.offset = qparam_int(request, "offset", 0)

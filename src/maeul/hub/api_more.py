@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -90,6 +91,7 @@ class MoreApi(Api):
                 raise BadRequestData("lastN must be a positive integer") from None
             if last_n < 1:
                 raise BadRequestData("lastN must be a positive integer")
+            last_n = min(last_n, 2**31 - 1)
         opts = options_of(request)
         fmt = params.get("format")
         if fmt is None:
@@ -125,18 +127,37 @@ class MoreApi(Api):
         if not isinstance(body, dict) or body.get("type") != "Query":
             raise BadRequestData("the body must be an object of type Query")
         params: dict[str, Any] = {}
-        for e in body.get("entities", []) or []:
-            if isinstance(e, dict) and isinstance(e.get("type"), str):
+        ents = body.get("entities") or []
+        if not isinstance(ents, list) or not all(isinstance(e, dict) for e in ents):
+            raise BadRequestData("entities must be a list of objects")
+        for e in ents:
+            if isinstance(e.get("type"), str):
                 params["type"] = ",".join(filter(None, [params.get("type"), e["type"]]))
-            if isinstance(e, dict) and "id" in e:
-                params["id"] = ",".join(filter(None, [params.get("id"), e["id"]]))
+            if "id" in e:
+                eid = check_entity_id(e["id"])
+                params["id"] = ",".join(filter(None, [params.get("id"), eid]))
+            if "idPattern" in e:
+                if not isinstance(e["idPattern"], str):
+                    raise BadRequestData("idPattern must be a string")
+                params["idPattern"] = e["idPattern"]
         if "attrs" in body:
-            params["attrs"] = ",".join(body["attrs"])
+            attrs = body["attrs"]
+            if isinstance(attrs, str):
+                attrs = [attrs]
+            if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+                raise BadRequestData("attrs must be a list of attribute names")
+            params["attrs"] = ",".join(attrs)
         tq = body.get("temporalQ") or {}
+        if not isinstance(tq, dict):
+            raise BadRequestData("temporalQ must be an object")
         for k in ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"):
             if k in tq:
-                params[k] = tq[k]
+                if not isinstance(tq[k], str | int) or isinstance(tq[k], bool):
+                    raise BadRequestData(f"temporalQ.{k} must be a string")
+                params[k] = str(tq[k])
         if "q" in body:
+            if not isinstance(body["q"], str):
+                raise BadRequestData("q must be a string")
             params["q"] = body["q"]
         return self._temporal_query(request, r, params)
 
@@ -154,7 +175,14 @@ class MoreApi(Api):
         if params.get("type"):
             types = tuple(r.ctx.expand_term(t) for t in str(params["type"]).replace("|", ",")
                           .split(",") if t)
-        ids = tuple(i for i in str(params["id"]).split(",") if i) if params.get("id") else None
+        ids = None
+        if params.get("id"):
+            ids = tuple(check_entity_id(i) for i in str(params["id"]).split(",") if i)
+        if params.get("idPattern"):
+            try:
+                re.compile(params["idPattern"])
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
         if not (types or ids or params.get("idPattern") or view.attrs):
             raise BadRequestData("give at least one of type, id, idPattern or attrs")
         if params.get("timerel") is None and params.get("lastN") is None:

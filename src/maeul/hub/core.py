@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .entities import META, NULL_URI, canonical_time, now_iso
+from .entities import META, NULL_URI, canonical_time, check_complete, now_iso
 from .errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
 from .store.base import Entity, EntityFilter, HistoryRow, Store, Tx
 
@@ -215,6 +215,7 @@ class Hub:
                     cur.pop(ds, None)
                     continue
                 merged = merge_instance(cur[ds], inst) if ds in cur else _strip_nulls(inst)
+                check_complete(iri.rsplit("/", 1)[-1], merged, iri)
                 merged["createdAt"] = cur[ds].get("createdAt", now) if ds in cur else now
                 merged["modifiedAt"] = now
                 cur[ds] = merged
@@ -285,6 +286,7 @@ class Hub:
         new = copy.deepcopy(old)
         now = now_iso()
         merged = merge_instance(target, patch)
+        check_complete(iri.rsplit("/", 1)[-1], merged, iri)
         merged["modifiedAt"] = now
         new["attrs"][iri] = [
             merged if i.get("datasetId", "") == ds else i for i in new["attrs"][iri]

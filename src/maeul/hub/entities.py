@@ -84,7 +84,10 @@ def parse_time(value: Any, field: str) -> datetime:
         raise BadRequestData(f"{field} is not a valid ISO 8601 date-time: {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise BadRequestData(f"{field} is out of range: {value!r}") from None
 
 
 def canonical_time(value: Any, field: str = "time") -> str:
@@ -249,6 +252,29 @@ def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: b
         raise BadRequestData(f"attribute {name}: datasetId must be a URI")
     for sysname in SYS:
         a.pop(sysname, None)  # system-generated: never taken from the client
+
+
+def check_complete(name: str, a: dict[str, Any], iri: str = "") -> None:
+    """An attribute instance that results from a merge must still be a valid attribute."""
+    typ = a.get("type")
+    if typ not in ATTR_TYPES:
+        raise BadRequestData(f"attribute {name}: missing or unknown type {typ!r}")
+    need = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
+            "LanguageProperty": "languageMap", "VocabProperty": "vocab",
+            "ListProperty": "valueList", "ListRelationship": "objectList"}[typ]
+    if a.get(need) is None:
+        raise BadRequestData(f"attribute {name}: a {typ} needs {need}")
+    if typ == "GeoProperty":
+        _validate_geo(a["value"], name)
+    if typ == "Relationship":
+        obj = a["object"]
+        if not all(is_uri(o) for o in (obj if isinstance(obj, list) else [obj])):
+            raise BadRequestData(f"attribute {name}: a Relationship object must be a URI")
+    if iri in GEO_ATTRS and typ != "GeoProperty":
+        raise BadRequestData(f"attribute {name} must be a GeoProperty")
+    for key, val in a.items():
+        if key not in META and isinstance(val, dict):
+            check_complete(key, val)
 
 
 def expand_attrs(

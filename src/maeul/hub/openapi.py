@@ -70,9 +70,84 @@ _PROBLEM = {
 }
 
 
-def _body_schema(path: str) -> dict[str, Any]:
-    if "/entityOperations/" in path and not path.endswith("query"):
-        return {"type": "array", "items": {"type": "object"}}
+_URN = {"type": "string", "pattern": "^urn:ngsi-ld:[A-Za-z]{1,12}:[A-Za-z0-9]{1,12}$"}
+_ATTRIBUTE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["Property", "Relationship", "GeoProperty", "LanguageProperty",
+                          "VocabProperty", "ListProperty", "ListRelationship"]},
+        "value": {},
+        "object": {"type": "string"},
+        "languageMap": {"type": "object"},
+        "vocab": {"type": "string"},
+        "valueList": {"type": "array"},
+        "observedAt": {"type": "string", "format": "date-time"},
+        "unitCode": {"type": "string"},
+        "datasetId": {"type": "string"},
+    },
+}
+_ENTITY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type"],
+    "properties": {"id": _URN, "type": {"type": "string"},
+                   "scope": {"type": "string"}},
+    "additionalProperties": _ATTRIBUTE,
+}
+_FRAGMENT: dict[str, Any] = {"type": "object", "additionalProperties": _ATTRIBUTE}
+_SUBSCRIPTION: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["Subscription"]},
+        "entities": {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string"}, "id": _URN, "idPattern": {"type": "string"}}}},
+        "watchedAttributes": {"type": "array", "items": {"type": "string"}},
+        "q": {"type": "string"},
+        "geoQ": {"type": "object"},
+        "throttling": {"type": "number"},
+        "timeInterval": {"type": "number"},
+        "expiresAt": {"type": "string", "format": "date-time"},
+        "isActive": {"type": "boolean"},
+        "notification": {"type": "object", "properties": {
+            "attributes": {"type": "array", "items": {"type": "string"}},
+            "format": {"enum": ["normalized", "concise", "keyValues"]},
+            "endpoint": {"type": "object", "properties": {
+                "uri": {"type": "string", "format": "uri"},
+                "accept": {"type": "string"}}}}},
+    },
+}
+_QUERY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["Query"]},
+        "entities": {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string"}, "id": _URN, "idPattern": {"type": "string"}}}},
+        "attrs": {"type": "array", "items": {"type": "string"}},
+        "q": {"type": "string"},
+        "geoQ": {"type": "object"},
+        "temporalQ": {"type": "object"},
+    },
+}
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "eid": _URN,
+    "sid": _URN,
+    "op": {"type": "string", "enum": ["create", "upsert", "update", "delete", "merge",
+                                      "query"]},
+}
+
+
+def _body_schema(path: str, method: str = "post") -> dict[str, Any]:
+    if "/entityOperations/" in path:
+        if path.endswith("query"):
+            return _QUERY
+        return {"type": "array", "items": {"anyOf": [_ENTITY, _URN]}}
+    if "/subscriptions" in path:
+        return _SUBSCRIPTION
+    if path.endswith(("/entities", "/temporal/entities")) or (
+        path.endswith("/entities/{eid}") and method == "put"
+    ):
+        return _ENTITY
+    if path.startswith("/ngsi-ld"):
+        return _FRAGMENT if not path.endswith("{attr}") else _ATTRIBUTE
     return {"type": "object"}
 
 
@@ -98,7 +173,8 @@ def build_openapi(routes: list[Any]) -> dict[str, Any]:
                 },
             }
             params: list[dict[str, Any]] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": p, "in": "path", "required": True,
+                 "schema": _PATH_PARAMS.get(p, {"type": "string"})}
                 for p in re.findall(r"\{(\w+)\}", path)
             ]
             params.append({"name": "NGSILD-Tenant", "in": "header", "required": False,
@@ -109,7 +185,7 @@ def build_openapi(routes: list[Any]) -> dict[str, Any]:
             if m in ("post", "put", "patch") and path.startswith(("/ngsi-ld", "/ingest")):
                 op["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": _body_schema(path)}},
+                    "content": {"application/json": {"schema": _body_schema(path, m)}},
                 }
             paths.setdefault(path, {})[m] = op
     return {

@@ -180,8 +180,12 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
         raise _err("notification.endpoint is missing")
     if not isinstance(ep, dict) or not isinstance(ep.get("uri"), str):
         raise _err("notification.endpoint.uri is missing")
-    parts = urlsplit(ep["uri"])
-    if parts.scheme not in ("http", "https", "mqtt", "mqtts") or not parts.hostname:
+    try:
+        parts = urlsplit(ep["uri"])
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise _err("endpoint uri is not a valid URL") from None
+    if parts.scheme not in ("http", "https", "mqtt", "mqtts") or not host:
         raise _err("endpoint uri must be an http(s):// or mqtt(s):// URL")
     accept = ep.get("accept", "application/json")
     if accept not in ("application/json", "application/ld+json", "application/geo+json"):

@@ -28,7 +28,11 @@ def parse_duration(text: str) -> timedelta:
     if not m or text in ("P", "PT"):
         raise BadRequestData(f"aggrPeriodDuration {text!r} is not an ISO 8601 duration like PT1H")
     g = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-    return timedelta(weeks=g["w"], days=g["d"], hours=g["h"], minutes=g["m"], seconds=g["s"])
+    try:
+        return timedelta(weeks=g["w"], days=g["d"], hours=g["h"], minutes=g["m"],
+                         seconds=g["s"])
+    except OverflowError:
+        raise BadRequestData(f"aggrPeriodDuration {text!r} is too long") from None
 
 
 @dataclass

@@ -60,8 +60,10 @@ SCHEMA = [
 )""",
     "CREATE INDEX IF NOT EXISTS entities_bbox ON entities (tenant, minx, maxx)",
     f"""CREATE TABLE IF NOT EXISTS entity_types (
-  tenant {_K} NOT NULL, type {_K} NOT NULL, id {_K} NOT NULL, PRIMARY KEY (tenant, type, id)
+  tenant {_K} NOT NULL, type {_K} NOT NULL, id {_K} NOT NULL, seq BIGINT NOT NULL,
+  PRIMARY KEY (tenant, type, id)
 )""",
+    "CREATE INDEX IF NOT EXISTS entity_types_seq ON entity_types (tenant, type, seq)",
     "CREATE INDEX IF NOT EXISTS entity_types_id ON entity_types (tenant, id)",
     f"""CREATE TABLE IF NOT EXISTS temporal_entities (
   tenant {_K} NOT NULL, id {_K} NOT NULL, types TEXT NOT NULL, PRIMARY KEY (tenant, id)
@@ -261,12 +263,7 @@ class PostgresStore(Store):
         return rows
 
     def query_entities(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
-        sql, params = entity_query_sql(tenant, flt)
-        head, order = "SELECT e.doc FROM", " ORDER BY e.seq"
-        if not (sql.startswith(head) and sql.endswith(order)):  # pragma: no cover - guard
-            raise RuntimeError("unexpected entity query shape")
-        page_sql = "SELECT e.seq, e.doc FROM" + sql[len(head) : -len(order)]
-        page_sql += f" AND e.seq > ? ORDER BY e.seq LIMIT {PAGE}"
+        page_sql, params = entity_query_sql(tenant, flt, page=PAGE)
         return self._stream(page_sql, params, id_pattern_matcher(flt.id_pattern))
 
     def _stream(self, sql: str, params: list[Any], pattern: Any) -> Iterator[Entity]:

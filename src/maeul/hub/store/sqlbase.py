@@ -81,7 +81,7 @@ class SqlTx:
         row = self.x(
             "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
         ).fetchone()
-        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else loads(row[0])
 
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
         out: dict[str, Entity] = {}
@@ -100,19 +100,15 @@ class SqlTx:
         types = entity["type"]
         doc = dumps(entity)
         if new:
-            self.x(
+            row = self.x(
                 "INSERT INTO entities(tenant, id, types, doc, minx, miny, maxx, maxy)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 (tenant, entity["id"], dumps(types), doc, *bbox),
-            )
-            for t in types:
-                self.x(
-                    "INSERT INTO entity_types(tenant, type, id) VALUES (?, ?, ?)",
-                    (tenant, t, entity["id"]),
-                )
+            ).fetchone()
+            self._put_types(tenant, entity["id"], types, int(row[0]))
             return
         old = self.x(
-            "SELECT types FROM entities WHERE tenant = ? AND id = ?", (tenant, entity["id"])
+            "SELECT types, seq FROM entities WHERE tenant = ? AND id = ?", (tenant, entity["id"])
         ).fetchone()
         self.x(
             "UPDATE entities SET types = ?, doc = ?, minx = ?, miny = ?, maxx = ?, maxy = ?"
@@ -121,11 +117,15 @@ class SqlTx:
         )
         if old is not None and loads(old[0]) != types:
             self.x("DELETE FROM entity_types WHERE tenant = ? AND id = ?", (tenant, entity["id"]))
-            for t in types:
-                self.x(
-                    "INSERT INTO entity_types(tenant, type, id) VALUES (?, ?, ?)",
-                    (tenant, t, entity["id"]),
-                )
+            self._put_types(tenant, entity["id"], types, int(old[1]))
+
+    def _put_types(self, tenant: str, eid: str, types: list[str], seq: int) -> None:
+        # seq rides along so a type filter streams in creation order without a sort
+        for t in types:
+            self.x(
+                "INSERT INTO entity_types(tenant, type, id, seq) VALUES (?, ?, ?, ?)",
+                (tenant, t, eid, seq),
+            )
 
     def delete_entity(self, tenant: str, eid: str) -> bool:
         cur = self.x("DELETE FROM entities WHERE tenant = ? AND id = ?", (tenant, eid))
@@ -206,7 +206,7 @@ class SqlTx:
         row = self.x(
             "SELECT doc FROM kv WHERE kind = ? AND tenant = ? AND key = ?", (kind, tenant, key)
         ).fetchone()
-        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else loads(row[0])
 
     def delete_json(self, kind: str, tenant: str, key: str) -> bool:
         cur = self.x(
@@ -245,17 +245,35 @@ class SqlTx:
 # -- read-side queries shared by both backends ---------------------------------------------
 
 
-def entity_query_sql(tenant: str, flt: EntityFilter) -> tuple[str, list[Any]]:
-    """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later."""
-    params: list[Any] = [tenant]
-    sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
-    if flt.types is not None:
-        marks = ",".join("?" * len(flt.types))
-        sql += (
-            " AND EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant = e.tenant"
-            f" AND t.id = e.id AND t.type IN ({marks}))"
+def entity_query_sql(
+    tenant: str, flt: EntityFilter, page: int | None = None
+) -> tuple[str, list[Any]]:
+    """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later.
+
+    A type filter drives the query from entity_types' (tenant, type, seq) index, so the first
+    page of a selective query is found without visiting other types or sorting. With ``page``
+    the statement is one keyset page: it selects (seq, doc) and takes the last seq seen as
+    its final parameter.
+    """
+    params: list[Any] = []
+    if flt.types is not None and len(flt.types) == 1:
+        seq = "t.seq"
+        sql = (
+            "SELECT e.doc FROM entity_types t JOIN entities e"
+            " ON e.tenant = t.tenant AND e.id = t.id WHERE t.tenant = ? AND t.type = ?"
         )
-        params.extend(flt.types)
+        params.extend([tenant, flt.types[0]])
+    else:
+        seq = "e.seq"
+        sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
+        params.append(tenant)
+        if flt.types is not None:
+            marks = ",".join("?" * len(flt.types))
+            sql += (
+                " AND e.seq IN (SELECT t.seq FROM entity_types t WHERE t.tenant = ?"
+                f" AND t.type IN ({marks}))"
+            )
+            params.extend([tenant, *flt.types])
     if flt.ids is not None:
         marks = ",".join("?" * len(flt.ids))
         sql += f" AND e.id IN ({marks})"
@@ -264,8 +282,10 @@ def entity_query_sql(tenant: str, flt: EntityFilter) -> tuple[str, list[Any]]:
         minx, miny, maxx, maxy = flt.bbox
         sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
         params.extend([minx, maxx, miny, maxy])
-    sql += " ORDER BY e.seq"
-    return sql, params
+    if page is None:
+        return f"{sql} ORDER BY {seq}", params
+    sql = sql.replace("SELECT e.doc", f"SELECT {seq}, e.doc", 1)
+    return f"{sql} AND {seq} > ? ORDER BY {seq} LIMIT {int(page)}", params
 
 
 def id_pattern_matcher(pattern: str | None) -> re.Pattern[str] | None:

@@ -36,8 +36,10 @@ CREATE TABLE IF NOT EXISTS entities (
 );
 CREATE INDEX IF NOT EXISTS entities_bbox ON entities (tenant, minx, maxx);
 CREATE TABLE IF NOT EXISTS entity_types (
-  tenant TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, type, id)
+  tenant TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY (tenant, type, id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_seq ON entity_types (tenant, type, seq);
 CREATE TABLE IF NOT EXISTS temporal_entities (
   tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL, PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
@@ -71,7 +73,6 @@ def _connect(path: str, synchronous: str, readonly: bool) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA temp_store=MEMORY")
     if readonly:
         conn.execute("PRAGMA query_only=1")
     return conn
