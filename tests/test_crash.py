@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from serverproc import start_hub, stop_hub
 
 

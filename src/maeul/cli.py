@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.keys_command == "list":
                 import json
 
-                for k in keys.list():
+                for k in keys.all():
                     print(json.dumps(k, ensure_ascii=False))
             else:
                 if not keys.revoke(args.key_id):

@@ -600,3 +600,49 @@ def test_geojson_single_entity(client: Any) -> None:
     assert f["type"] == "Feature" and f["id"] == EID
     assert f["geometry"] == {"type": "Point", "coordinates": [127.0, 37.5]}
     assert f["properties"]["height"]["value"] == 42
+
+
+@pytest.mark.parametrize("path,payload", [
+    (f"/entities/{EID}/attrs/height", {"type": "Relationship"}),
+    (f"/entities/{EID}/attrs/owner", {"object": "not a uri"}),
+    (f"/entities/{EID}", {"location": {"value": [1, 2]}}),
+    (f"/entities/{EID}", {"height": {"type": "GeoProperty"}}),
+    (f"/entities/{EID}", {"owner": {"type": "Property"}}),
+])
+def test_merge_leaving_an_invalid_attribute_is_400(client: Any, path: str, payload: Any) -> None:
+    create(client, building())
+    before = snapshot(client)
+    r = client.patch(B + path, json=payload)
+    problem(r, 400, "BadRequestData")
+    assert snapshot(client) == before
+
+
+def test_unicode_id_gets_an_ascii_location(client: Any) -> None:
+    eid = "urn:ngsi-ld:Vehicle:A\u200bB"
+    r = client.post("/ngsi-ld/v1/entities", json={"id": eid, "type": "Vehicle"})
+    assert r.status_code == 201
+    assert r.headers["location"].isascii() and "%E2%80%8B" in r.headers["location"]
+    assert client.get(f"/ngsi-ld/v1/entities/{eid}").status_code == 200
+
+
+def test_partial_update_with_ngsi_ld_null_deletes_the_instance(client: Any) -> None:
+    B = "/ngsi-ld/v1"
+    client.post(f"{B}/entities", json={"id": "urn:ngsi-ld:T:n1", "type": "T", "name": [
+        {"type": "Property", "value": "a"},
+        {"type": "Property", "value": "b", "datasetId": "urn:ngsi-ld:Dataset:01"},
+    ]})
+    r = client.patch(f"{B}/entities/urn:ngsi-ld:T:n1/attrs/name", json={
+        "type": "Property", "value": "urn:ngsi-ld:null", "datasetId": "urn:ngsi-ld:Dataset:01"})
+    assert r.status_code == 204
+    assert client.get(f"{B}/entities/urn:ngsi-ld:T:n1").json()["name"] == {
+        "type": "Property", "value": "a"}
+
+
+def test_batch_delete_accepts_an_ld_json_array_of_ids(client: Any) -> None:
+    B = "/ngsi-ld/v1"
+    for i in range(2):
+        client.post(f"{B}/entities", json={"id": f"urn:ngsi-ld:T:d{i}", "type": "T"})
+    r = client.post(f"{B}/entityOperations/delete", content=json.dumps(
+        ["urn:ngsi-ld:T:d0", "urn:ngsi-ld:T:d1"]), headers={"Content-Type": "application/ld+json"})
+    assert r.status_code == 204
+    assert client.get(f"{B}/entities/urn:ngsi-ld:T:d0").status_code == 404

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import make_settings
 
 pytestmark = pytest.mark.filterwarnings(

@@ -270,8 +270,9 @@ class Api:
         if params.get("idPattern"):
             try:
                 re.compile(params["idPattern"])
-            except re.error as exc:
-                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+            except (re.error, RecursionError, OverflowError) as exc:
+                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}"
+                                     ) from None
             q.id_pattern = params["idPattern"]
         attrs = params.get("attrs")
         if attrs:

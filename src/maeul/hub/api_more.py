@@ -17,7 +17,6 @@ from .store.base import TemporalFilter
 from .subscriptions import validate_subscription
 from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
 
-
 _TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
 
 
@@ -40,7 +39,7 @@ class MoreApi(Api):
 
     async def list_subscriptions(self, request: Request) -> Response:
         r = await self.req(request, "subscribe")
-        subs = self.s.subs.list(r.tenant)
+        subs = self.s.subs.all(r.tenant)
         limit = qparam_int(request, "limit", self.settings.default_limit)
         offset = qparam_int(request, "offset", 0)
         page = subs[offset : offset + limit]
@@ -182,7 +181,8 @@ class MoreApi(Api):
             try:
                 re.compile(params["idPattern"])
             except (re.error, RecursionError, OverflowError) as exc:
-                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}"
+                                     ) from None
         if not (types or ids or params.get("idPattern") or view.attrs):
             raise BadRequestData("give at least one of type, id, idPattern or attrs")
         if params.get("timerel") is None and params.get("lastN") is None:

@@ -116,7 +116,7 @@ class Keys:
             self._cache.clear()
         return ok
 
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         return [
             {k: v for k, v in d.items() if k != "hash"}
             for _t, _k, d in self.store.reader().list_json(KIND, "")

@@ -285,6 +285,17 @@ class Hub:
             raise ResourceNotFound(f"attribute {iri} (datasetId {ds or 'default'}) not found")
         new = copy.deepcopy(old)
         now = now_iso()
+        if patch.get("value") == NULL_URI or patch.get("object") == NULL_URI:
+            # NGSI-LD's null: the partial update deletes this instance
+            rest = [i for i in new["attrs"][iri] if i.get("datasetId", "") != ds]
+            if rest:
+                new["attrs"][iri] = rest
+            else:
+                new["attrs"].pop(iri)
+            new["modifiedAt"] = now
+            tx.put_entity(tenant, new, new=False)
+            self._record(tx, tenant, actor, "attr.delete", old, new, {iri}, "attributeDeleted")
+            return
         merged = merge_instance(target, patch)
         check_complete(iri.rsplit("/", 1)[-1], merged, iri)
         merged["modifiedAt"] = now

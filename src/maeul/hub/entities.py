@@ -220,7 +220,7 @@ def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: b
     if typ == "LanguageProperty" or (partial and "languageMap" in a):
         lm = a.get("languageMap")
         if not isinstance(lm, dict) or not all(
-            isinstance(k, str) and (isinstance(v, str) or isinstance(v, list)) for k, v in lm.items()
+            isinstance(k, str) and isinstance(v, str | list) for k, v in lm.items()
         ):
             raise BadRequestData(f"attribute {name}: languageMap must map language codes to text")
     if typ == "VocabProperty" or (partial and "vocab" in a):
@@ -229,7 +229,7 @@ def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: b
         if not all(isinstance(v, str) and v for v in items):
             raise BadRequestData(f"attribute {name}: vocab must be a string or list of strings")
         a["vocab"] = (
-            [ctx.expand_value_vocab(v) for v in items]
+            [ctx.expand_value_vocab(str(v)) for v in items]
             if isinstance(voc, list)
             else ctx.expand_value_vocab(str(voc))
         )

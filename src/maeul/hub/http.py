@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -128,11 +129,13 @@ async def read_body(
                 raise BadRequestData("application/ld+json needs @context in the body")
             ctx_source = body.pop("@context")
         elif isinstance(body, list):
-            for item in body:
-                if not isinstance(item, dict) or "@context" not in item:
+            dicts = [i for i in body if isinstance(i, dict)]
+            # a batch delete is a plain array of ids: it has no member to carry @context
+            for item in dicts:
+                if "@context" not in item:
                     raise BadRequestData("application/ld+json needs @context in every item")
-            ctx_source = body[0]["@context"] if body else None
-            for item in body:
+            ctx_source = dicts[0]["@context"] if dicts else None
+            for item in dicts:
                 item.pop("@context")
         if request.headers.get("link"):
             raise BadRequestData("a Link header is not allowed with application/ld+json")
@@ -168,6 +171,9 @@ def respond(
 
 
 def no_content(headers: dict[str, str] | None = None, status: int = 204) -> Response:
+    if headers and "Location" in headers:
+        # ids may hold any Unicode; a header must be ASCII
+        headers = {**headers, "Location": quote(headers["Location"], safe="/:@!$&'()*+,;=-._~")}
     return Response(status_code=status, headers=headers)
 
 

@@ -270,9 +270,10 @@ class Subscriptions:
         stat = self.store.reader().get_json(STAT, tenant, sid) or {}
         return {**doc, **stat}
 
-    def list(self, tenant: str) -> list[dict[str, Any]]:
+    def all(self, tenant: str) -> list[dict[str, Any]]:
         stats = {k: d for _t, k, d in self.store.reader().list_json(STAT, tenant)}
-        return [{**d, **stats.get(k, {})} for _t, k, d in self.store.reader().list_json(KIND, tenant)]
+        docs = self.store.reader().list_json(KIND, tenant)
+        return [{**d, **stats.get(k, {})} for _t, k, d in docs]
 
     def update(self, tenant: str, sid: str, patch: dict[str, Any], actor: str) -> None:
         def op(tx: Tx) -> None:
@@ -590,7 +591,7 @@ class Subscriptions:
         key = f"{parts.scheme}://{parts.netloc}"
         client = self._mqtt.get(key)
         if client is None:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)  # type: ignore[attr-defined]
             if parts.username:
                 client.username_pw_set(parts.username, parts.password)
             if parts.scheme == "mqtts":
@@ -624,9 +625,13 @@ class Subscriptions:
                 ents = self.interval_query(tenant, d, c)
                 if ents:
                     payload = self._payload(c, ents, deleted=False)
-                    self.store.write(
-                        lambda tx, p=payload, s=d["id"], t=tenant: tx.enqueue(t, s, p)
-                    )
+                    self._enqueue(tenant, d["id"], payload)
+
+    def _enqueue(self, tenant: str, sid: str, payload: dict[str, Any]) -> None:
+        def op(tx: Tx) -> None:
+            tx.enqueue(tenant, sid, payload)
+
+        self.store.write(op)
 
 
 def _core_url() -> str:
