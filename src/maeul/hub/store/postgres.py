@@ -31,6 +31,7 @@ from .base import Entity, EntityFilter, HistoryRow, OutboxItem, Store, TemporalF
 from .sqlbase import (
     SqlTx,
     entity_query_sql,
+    finish_outbox_item,
     history_rows,
     history_sql,
     id_pattern_matcher,
@@ -322,17 +323,7 @@ class PostgresStore(Store):
         return [OutboxItem(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
 
     def finish_outbox(self, seq: int, ok: bool, retry_at: str | None) -> None:
-        def op(tx: Tx) -> None:
-            assert isinstance(tx, SqlTx)
-            if ok or retry_at is None:
-                tx.x("DELETE FROM outbox WHERE seq = ?", (seq,))
-            else:
-                tx.x(
-                    "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE seq = ?",
-                    (retry_at, seq),
-                )
-
-        self.write(op)
+        self.write(lambda tx: finish_outbox_item(tx, seq, ok, retry_at))
 
     def tenants(self) -> list[str]:
         return [r[0] for r in self._fetch("SELECT name FROM tenants ORDER BY name")]

@@ -242,6 +242,17 @@ class SqlTx:
         )
 
 
+def finish_outbox_item(tx: Any, seq: int, ok: bool, retry_at: str | None) -> None:
+    """Remove a delivered or abandoned notification, or schedule its next attempt."""
+    if ok or retry_at is None:
+        tx.x("DELETE FROM outbox WHERE seq = ?", (seq,))
+    else:
+        tx.x(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE seq = ?",
+            (retry_at, seq),
+        )
+
+
 # -- read-side queries shared by both backends ---------------------------------------------
 
 
