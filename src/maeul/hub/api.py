@@ -37,6 +37,7 @@ from .http import (
     LD,
     MERGE_PATCH,
     Req,
+    body_attrs,
     negotiate,
     no_content,
     options_of,
@@ -368,12 +369,7 @@ class Api:
                     raise BadRequestData(f"{key} must be a string")
                 params[key] = body[key]
         if "attrs" in body:
-            attrs = body["attrs"]
-            if isinstance(attrs, str):
-                attrs = [attrs]
-            if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
-                raise BadRequestData("attrs must be a list of attribute names")
-            params["attrs"] = attrs
+            params["attrs"] = body_attrs(body)
         if "geoQ" in body:
             if not isinstance(body["geoQ"], dict):
                 raise BadRequestData("geoQ must be an object")

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from .api import BASE, Api
 from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
 from .errors import BadRequestData, ResourceNotFound
-from .http import no_content, options_of, qparam_int, respond
+from .http import body_attrs, no_content, options_of, qparam_int, respond
 from .store.base import TemporalFilter
 from .subscriptions import validate_subscription
 from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
@@ -140,12 +140,7 @@ class MoreApi(Api):
                     raise BadRequestData("idPattern must be a string")
                 params["idPattern"] = e["idPattern"]
         if "attrs" in body:
-            attrs = body["attrs"]
-            if isinstance(attrs, str):
-                attrs = [attrs]
-            if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
-                raise BadRequestData("attrs must be a list of attribute names")
-            params["attrs"] = ",".join(attrs)
+            params["attrs"] = ",".join(body_attrs(body))
         tq = body.get("temporalQ") or {}
         if not isinstance(tq, dict):
             raise BadRequestData("temporalQ must be an object")

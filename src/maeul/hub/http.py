@@ -177,6 +177,16 @@ def no_content(headers: dict[str, str] | None = None, status: int = 204) -> Resp
     return Response(status_code=status, headers=headers)
 
 
+def body_attrs(body: dict[str, Any]) -> list[str]:
+    """The `attrs` member of a query body: a name or a list of names."""
+    attrs = body["attrs"]
+    if isinstance(attrs, str):
+        attrs = [attrs]
+    if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
+        raise BadRequestData("attrs must be a list of attribute names")
+    return attrs
+
+
 def qparam_list(request: Request, name: str) -> list[str] | None:
     raw = request.query_params.get(name)
     if raw is None:

@@ -253,6 +253,26 @@ def finish_outbox_item(tx: Any, seq: int, ok: bool, retry_at: str | None) -> Non
         )
 
 
+def audit_log_sql(tenant: str | None, limit: int) -> tuple[str, list[Any]]:
+    sql = "SELECT seq, ts, tenant, actor, action, target, detail FROM audit"
+    params: list[Any] = []
+    if tenant is not None:
+        sql += " WHERE tenant = ?"
+        params.append(tenant)
+    params.append(limit)
+    return sql + " ORDER BY seq DESC LIMIT ?", params
+
+
+def audit_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    keys = ("seq", "ts", "tenant", "actor", "action", "target", "detail")
+    out = []
+    for row in rows:
+        rec = dict(zip(keys, row, strict=True))
+        rec["detail"] = loads(rec["detail"])
+        out.append(rec)
+    return out
+
+
 # -- read-side queries shared by both backends ---------------------------------------------
 
 

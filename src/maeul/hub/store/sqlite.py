@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from .base import Entity, EntityFilter, HistoryRow, OutboxItem, Store, TemporalFilter, Tx
 from .sqlbase import (
     SqlTx,
+    audit_log_sql,
+    audit_records,
     entity_query_sql,
     finish_outbox_item,
     history_rows,
@@ -227,20 +229,8 @@ class SqliteStore(Store):
         return [r[0] for r in rows]
 
     def audit_log(self, tenant: str | None, limit: int) -> list[dict[str, Any]]:
-        sql = "SELECT seq, ts, tenant, actor, action, target, detail FROM audit"
-        params: list[Any] = []
-        if tenant is not None:
-            sql += " WHERE tenant = ?"
-            params.append(tenant)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(limit)
-        keys = ("seq", "ts", "tenant", "actor", "action", "target", "detail")
-        out = []
-        for row in self._rconn().execute(sql, params).fetchall():
-            rec = dict(zip(keys, row, strict=True))
-            rec["detail"] = loads(rec["detail"])
-            out.append(rec)
-        return out
+        sql, params = audit_log_sql(tenant, limit)
+        return audit_records(self._rconn().execute(sql, params).fetchall())
 
     def close(self) -> None:
         if self._closed:
