@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("path", type=Path)
     imp.add_argument("--tenant", default="default")
     imp.add_argument("--limit", type=int, default=None, help="stop after N snapshots")
+
+    from .trust.cli import add_parsers
+
+    add_parsers(sub, _add_common)
     return parser
 
 
@@ -126,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .ingest.load import run_import
 
         return run_import(settings, args.importer, args.path, args.tenant, args.limit)
+    from .trust.cli import COMMANDS, run
+
+    if args.command in COMMANDS:
+        return run(args, settings)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -72,6 +72,39 @@ class Settings(BaseSettings):
         Path("../shared/data"), description="Folder with the real open data the demo imports."
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    # -- trust layer ----------------------------------------------------------------------
+    secrets_dir: Path = Field(
+        Path("var/secrets"),
+        description="Folder outside the database for the pseudonymisation and encryption "
+        "keys (created on first use, readable by the owner only).",
+    )
+    privacy_policy: Path | None = Field(
+        None,
+        description="JSON file of attribute classes, pseudonymised identifiers, purposes "
+        "and retention per entity type; the built-in policy when unset.",
+    )
+    kpi_definitions: Path | None = Field(
+        None, description="JSON file of KPI definitions; the built-in set when unset."
+    )
+    kpi_interval_s: float = Field(
+        3600.0, gt=0, description="How often the KPI job computes every KPI (seconds)."
+    )
+    retention_interval_s: float = Field(
+        86400.0, gt=0, description="How often the retention job runs (seconds)."
+    )
+    decisions_interval_s: float = Field(
+        5.0, gt=0,
+        description="How often the decision engine expires proposals and resumes "
+        "interrupted applies (seconds).",
+    )
+    audit_seal_interval_s: float = Field(
+        1.0, gt=0,
+        description="How often unsealed audit records are hash-chained (PostgreSQL writers "
+        "leave them unsealed; SQLite seals in the writing transaction).",
+    )
+    trust_jobs: bool = Field(
+        True, description="Run the trust layer's scheduled jobs in this process."
+    )
 
     @field_validator("store_url")
     @classmethod

@@ -50,6 +50,9 @@ class Services:
         self.temporal = Temporal(self.store)
         self.keys = Keys(self.store)
         self.ingest: Any = None  # set by maeul.ingest when device ingest is enabled
+        from ..trust.app import Trust
+
+        self.trust = Trust(self)
 
     def _interval_query(self, tenant: str, doc: dict[str, Any], c: Compiled) -> list[Entity]:
         from .core import Query
@@ -64,9 +67,11 @@ class Services:
 
     def start(self) -> None:
         self.subs.start()
+        self.trust.start()
 
     def close(self) -> None:
         self.subs.stop()
+        self.trust.stop()
         if self.ingest is not None:
             self.ingest.stop()
         self.store.close()

@@ -114,3 +114,13 @@ class PayloadTooLarge(NgsiError):
     @property
     def type_uri(self) -> str:
         return "https://maeul.city/errors/PayloadTooLarge"
+
+
+class Conflict(NgsiError):
+    """The request conflicts with the resource's state (e.g. approving a rejected proposal)."""
+
+    type_name, status, title = "Conflict", 409, "Conflict"
+
+    @property
+    def type_uri(self) -> str:
+        return "https://maeul.city/errors/Conflict"  # not one of NGSI-LD's own error types

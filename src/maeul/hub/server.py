@@ -33,6 +33,10 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
 
     routes += ingest_routes(api)
 
+    from ..trust.app import trust_routes
+
+    routes += trust_routes(svc)
+
     async def health(request: Request) -> Response:
         return Response(orjson.dumps({"status": "ok", "store": svc.store.url.split("://")[0]}),
                         media_type="application/json")
@@ -62,6 +66,7 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
                 svc.close()
             else:
                 svc.subs.stop()
+                svc.trust.stop()
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return problem_response(ResourceNotFound(f"no resource at {request.url.path}"))

@@ -136,6 +136,14 @@ class Store(ABC):
     def audit_log(self, tenant: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    def seal_audit(self, limit: int = 5000) -> int:
+        """Hash-chain up to ``limit`` unsealed audit records; how many were sealed."""
+
+    @abstractmethod
+    def audit_chain(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Sealed audit records with chain position > ``after``, in chain order."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from .auditchain import seal_rows
 from .base import Entity, EntityFilter, HistoryRow, TemporalFilter
 
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
@@ -57,10 +58,15 @@ def like_escape(text: str) -> str:
 
 
 class SqlTx:
-    """Statements shared by both backends over a DB-API connection."""
+    """Statements shared by both backends over a DB-API connection.
 
-    def __init__(self, conn: Any) -> None:
+    With ``seal_inline`` each audit record is hash-chained in the same transaction (the
+    SQLite writer); otherwise a sealer chains records later (PostgreSQL, many writers).
+    """
+
+    def __init__(self, conn: Any, seal_inline: bool = False) -> None:
         self.conn = conn
+        self.seal_inline = seal_inline
 
     # -- helpers the backend may override -------------------------------------------------
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -240,6 +246,8 @@ class SqlTx:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (now_iso(), tenant, actor, action, target, dumps(detail)),
         )
+        if self.seal_inline:
+            seal_rows(self, 64)
 
 
 def finish_outbox_item(tx: Any, seq: int, ok: bool, retry_at: str | None) -> None:

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .auditchain import chain_records, chain_sql, seal_rows
 from .base import Entity, EntityFilter, HistoryRow, OutboxItem, Store, TemporalFilter, Tx
 from .sqlbase import (
     SqlTx,
@@ -63,8 +64,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, tenant TEXT NOT NULL,
-  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL
+  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
+  chain INTEGER, prev TEXT, hash TEXT
 );
+"""
+# created after the audit table's columns exist (older files gain them in _migrate)
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS audit_chain ON audit (chain);
+CREATE INDEX IF NOT EXISTS audit_unsealed ON audit (seq) WHERE chain IS NULL;
 """
 
 _STOP = object()
@@ -96,6 +103,7 @@ class SqliteStore(Store):
         self.group_commit_max = group_commit_max
         self._wconn = _connect(self.path, synchronous, readonly=False)
         self._wconn.executescript(SCHEMA)
+        self._migrate()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -103,6 +111,13 @@ class SqliteStore(Store):
         self._closed = False
         self._writer = threading.Thread(target=self._run_writer, name="sqlite-writer", daemon=True)
         self._writer.start()
+
+    def _migrate(self) -> None:
+        cols = {r[1] for r in self._wconn.execute("PRAGMA table_info(audit)").fetchall()}
+        for col, decl in (("chain", "INTEGER"), ("prev", "TEXT"), ("hash", "TEXT")):
+            if col not in cols:
+                self._wconn.execute(f"ALTER TABLE audit ADD COLUMN {col} {decl}")
+        self._wconn.executescript(INDEXES)
 
     # -- writes ---------------------------------------------------------------------------
     def write(self, fn: Callable[[Tx], T]) -> T:
@@ -113,7 +128,7 @@ class SqliteStore(Store):
         return fut.result()
 
     def _run_writer(self) -> None:
-        tx = SqlTx(self._wconn)
+        tx = SqlTx(self._wconn, seal_inline=True)
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -231,6 +246,13 @@ class SqliteStore(Store):
     def audit_log(self, tenant: str | None, limit: int) -> list[dict[str, Any]]:
         sql, params = audit_log_sql(tenant, limit)
         return audit_records(self._rconn().execute(sql, params).fetchall())
+
+    def seal_audit(self, limit: int = 5000) -> int:
+        return self.write(lambda tx: seal_rows(tx, limit))
+
+    def audit_chain(self, after: int, limit: int) -> list[dict[str, Any]]:
+        sql, params = chain_sql(after, limit)
+        return chain_records(self._rconn().execute(sql, params).fetchall())
 
     def close(self) -> None:
         if self._closed:

@@ -1,0 +1,81 @@
+"""The audit log's hash chain: how a record is hashed and how unsealed records are sealed.
+
+Each record gets a chain position and ``hash = sha256(prev_hash + "\\n" + canonical_json)``,
+where the canonical JSON holds every field of the record except the hash itself. Changing,
+removing or reordering any sealed record breaks the chain from that record on.
+
+SQLite seals inside the writing transaction (one writer, so the head is never contended).
+PostgreSQL writers insert unsealed rows and a sealer chains them in order under an advisory
+lock, so concurrent writers do not queue behind one chain head; see ``maeul.trust.audit``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64
+FIELDS = ("chain", "seq", "ts", "tenant", "actor", "action", "target", "detail", "prev")
+
+
+def canonical(rec: dict[str, Any]) -> bytes:
+    return orjson.dumps({k: rec.get(k) for k in FIELDS}, option=orjson.OPT_SORT_KEYS)
+
+
+def record_hash(rec: dict[str, Any]) -> str:
+    """The hash a record must carry, given its fields and its ``prev``."""
+    h = hashlib.sha256()
+    h.update(str(rec.get("prev")).encode())
+    h.update(b"\n")
+    h.update(canonical(rec))
+    return h.hexdigest()
+
+
+def head(tx: Any) -> tuple[int, str]:
+    row = tx.x(
+        "SELECT chain, hash FROM audit WHERE chain IS NOT NULL ORDER BY chain DESC LIMIT 1"
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def seal_rows(tx: Any, limit: int) -> int:
+    """Chain up to ``limit`` unsealed records, oldest first; the number sealed."""
+    rows = tx.x(
+        "SELECT seq, ts, tenant, actor, action, target, detail FROM audit"
+        " WHERE chain IS NULL ORDER BY seq LIMIT ?",
+        (limit,),
+    ).fetchall()
+    if not rows:
+        return 0
+    pos, prev = head(tx)
+    for seq, ts, tenant, actor, action, target, detail in rows:
+        pos += 1
+        rec = {"chain": pos, "seq": int(seq), "ts": ts, "tenant": tenant, "actor": actor,
+               "action": action, "target": target, "detail": orjson.loads(detail),
+               "prev": prev}
+        prev = record_hash(rec)
+        tx.x("UPDATE audit SET chain = ?, prev = ?, hash = ? WHERE seq = ?",
+             (pos, rec["prev"], prev, seq))
+    return len(rows)
+
+
+def chain_sql(after: int, limit: int) -> tuple[str, list[Any]]:
+    return (
+        "SELECT chain, seq, ts, tenant, actor, action, target, detail, prev, hash FROM audit"
+        " WHERE chain > ? ORDER BY chain LIMIT ?",
+        [after, limit],
+    )
+
+
+def chain_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    keys = (*FIELDS, "hash")
+    out = []
+    for row in rows:
+        rec = dict(zip(keys, row, strict=True))
+        rec["chain"] = int(rec["chain"])
+        rec["seq"] = int(rec["seq"])
+        rec["detail"] = orjson.loads(rec["detail"])
+        out.append(rec)
+    return out

@@ -1,0 +1,11 @@
+"""HTTP routes of the trust layer's privacy component."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+
+def routes(services: Any) -> list[BaseRoute]:
+    return []
