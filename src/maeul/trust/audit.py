@@ -55,7 +55,8 @@ def verify(records: Iterable[dict[str, Any]]) -> VerifyResult:
     prev = GENESIS
     expected = 1
     n = 0
-    for n, rec in enumerate(records, start=1):
+    it = iter(records)
+    for n, rec in enumerate(it, start=1):
         try:
             pos = int(rec["chain"])
             seq = int(rec["seq"])
@@ -68,8 +69,12 @@ def verify(records: Iterable[dict[str, Any]]) -> VerifyResult:
         if pos < expected:
             problem = f"reordered: chain position {pos} comes after {expected - 1}"
         elif pos > expected:
-            problem = (f"removed: chain position {pos} where {expected} was expected "
-                       f"({pos - expected} record(s) missing before it)")
+            if _appears_later(it, expected):
+                problem = (f"reordered: chain position {pos} where {expected} was expected; "
+                           f"{expected} comes later")
+            else:
+                problem = (f"removed: chain position {pos} where {expected} was expected "
+                           f"({pos - expected} record(s) missing before it)")
         elif stored_prev != prev:
             problem = "removed or reordered: prev does not match the previous record's hash"
         elif record_hash(rec) != stored_hash:
@@ -79,6 +84,15 @@ def verify(records: Iterable[dict[str, Any]]) -> VerifyResult:
         prev = stored_hash
         expected += 1
     return VerifyResult(True, n, prev)
+
+
+def _appears_later(rest: Iterator[dict[str, Any]], pos: int, horizon: int = 100_000) -> bool:
+    for i, rec in enumerate(rest):
+        if i >= horizon:
+            return False
+        if isinstance(rec, dict) and rec.get("chain") == pos:
+            return True
+    return False
 
 
 def store_records(store: Store) -> Iterator[dict[str, Any]]:
