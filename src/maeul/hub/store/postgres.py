@@ -182,6 +182,17 @@ class PgTx(SqlTx):
         ent: Entity = loads(row[0])
         return ent
 
+    def get_json(self, kind: str, tenant: str, key: str) -> dict[str, Any] | None:
+        if not self.lock_rows:
+            return super().get_json(kind, tenant, key)
+        # a document read in a write transaction is read to be modified: lock it, so two
+        # replicas cannot both act on the same state (e.g. apply one approved proposal twice)
+        row = self.x(
+            "SELECT doc FROM kv WHERE kind = ? AND tenant = ? AND key = ? FOR UPDATE",
+            (kind, tenant, key),
+        ).fetchone()
+        return None if row is None else loads(row[0])
+
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
         if not self.lock_rows:
             return super().get_entities(tenant, ids)
