@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         description="How often the decision engine expires proposals and resumes "
         "interrupted applies (seconds).",
     )
+    decisions_default_ttl_s: float = Field(
+        86400.0, gt=0, description="How long a proposal without expiresAt stays valid (seconds)."
+    )
     audit_seal_interval_s: float = Field(
         1.0, gt=0,
         description="How often unsealed audit records are hash-chained (PostgreSQL writers "
