@@ -102,6 +102,7 @@ def make_settings(store_url: str, tmp_path: Path, **extra: Any) -> Any:
         "context_cache_dir": tmp_path / "contexts",
         "context_fetch": True,
         "notify_backoff_s": 0.05,
+        "secrets_dir": tmp_path / "secrets",
     }
     base.update(extra)
     return Settings(**base)

@@ -74,9 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--tenant", default="default")
     imp.add_argument("--limit", type=int, default=None, help="stop after N snapshots")
 
+    from .services.cli import add_parsers as add_service_parsers
     from .trust.cli import add_parsers
 
     add_parsers(sub, _add_common)
+    add_service_parsers(sub, _add_common)
     return parser
 
 
@@ -130,10 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .ingest.load import run_import
 
         return run_import(settings, args.importer, args.path, args.tenant, args.limit)
-    from .trust.cli import COMMANDS, run
+    from .services import cli as service_cli
+    from .trust import cli as trust_cli
 
-    if args.command in COMMANDS:
-        return run(args, settings)
+    if args.command in trust_cli.COMMANDS:
+        return trust_cli.run(args, settings)
+    if args.command in service_cli.COMMANDS:
+        return service_cli.run(args, settings)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -11,6 +11,7 @@ import itertools
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,11 @@ def _replay(services: Any, rounds: list[tuple[str, dict[str, float]]], stop: thr
         stop.wait(period_s)
 
 
+def _quarter() -> str:
+    now = datetime.now(UTC)
+    return f"{now.year}Q{(now.month - 1) // 3 + 1}"
+
+
 def run_demo(settings: Settings, duration: float | None = None) -> None:
     data = settings.data_dir
     preload = data / "smart_data_models"
@@ -107,6 +113,8 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     rounds = _provision_sensors(services, data) if data.is_dir() else []
     services.keys.set_public_types("default", PUBLIC_TYPES, "demo")
     key = services.keys.create("operator", "default", ["traffic-operations"], label="demo")
+    services.trust.registry.sync("default")
+    kpis = services.trust.kpis.compute("default")
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"imported {counts} in {time.monotonic() - t0:.1f} s; "
           f"{len(rounds)} live readings queued for 50 sensors", flush=True)
@@ -116,6 +124,10 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     print(f"  types         {base}/ngsi-ld/v1/types")
     print(f"  OpenAPI       {base}/openapi.json")
     print(f"  ingest stats  {base}/ingest/v1/stats")
+    print(f"  AI registry   {base}/public/v1/registry")
+    print(f"  public KPIs   {base}/public/v1/kpis  ({sum(k.value is not None for k in kpis)}"
+          f" of {len(kpis)} have data)")
+    print(f"  report        {base}/public/v1/reports/{_quarter()}.html")
     print("\nOperator key (send as 'Authorization: Bearer KEY'):")
     print(f"  {key}", flush=True)
     stop = threading.Event()

@@ -298,6 +298,7 @@ def test_verify_over_http_needs_admin(store_url: str, tmp_path: Path) -> None:
             r = c.post("/trust/v1/audit/verify", headers={"Authorization": f"Bearer {admin}"})
             assert r.status_code == 200, r.text
             assert r.json()["ok"] is True and r.json()["records"] >= 2
-            r = c.get("/trust/v1/audit?limit=5&allTenants=true", headers={"Authorization": f"Bearer {admin}"})
+            r = c.get("/trust/v1/audit?limit=5&allTenants=true",
+                      headers={"Authorization": f"Bearer {admin}"})
             assert r.status_code == 200
             assert any(rec["action"] == "key.create" for rec in r.json())

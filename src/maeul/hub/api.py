@@ -127,6 +127,34 @@ class Api:
         if r.caller.anonymous and not (set(types) & self.s.keys.public_types(r.tenant)):
             raise ResourceNotFound("entity not found")
 
+    # -- access guards (installed by the trust layer): what a caller may see ---------------
+    @staticmethod
+    def shown_attrs(view: View, ent: dict[str, Any]) -> list[str]:
+        """The attribute IRIs of ``ent`` that ``view`` puts into a response."""
+        out = []
+        for iri in ent["attrs"]:
+            if view.attrs is not None and iri not in view.attrs:
+                continue
+            name = view.ctx.compact_iri(iri)
+            if (view.pick is not None and name not in view.pick) or (
+                view.omit is not None and name in view.omit
+            ):
+                continue
+            out.append(iri)
+        return out
+
+    async def record_reads(
+        self, r: Req, shown: list[tuple[str, list[str], list[str]]]
+    ) -> None:
+        """Record (audit) what was shown, before it is sent."""
+        op = self.s.hub.read_recorder(r.tenant, r.caller, shown)
+        if op is not None:
+            await self.write(lambda: self.s.store.write(op))
+
+    def all_hidden(self, r: Req, types: list[str], attrs: set[str]) -> bool:
+        hide = self.s.hub.hidden(r.tenant, r.caller, types)
+        return hide is not None and bool(attrs) and all(hide(a) for a in attrs)
+
     # -- entities --------------------------------------------------------------------------
     async def create_entity(self, request: Request) -> Response:
         r = await self.req(request, "write", body=True)
@@ -137,14 +165,21 @@ class Api:
     async def get_entity(self, request: Request) -> Response:
         r = await self.req(request, "read", geojson=True)
         eid = request.path_params["eid"]
-        ent = self.s.hub.get_entity(r.tenant, eid)
-        self.public_check(r, ent["type"])
+        stored = self.s.hub.get_entity(r.tenant, eid)
+        self.public_check(r, stored["type"])
         view = self.view(request, r)
+        ent = self.s.hub.visible(r.tenant, r.caller, stored)
         if view.attrs is not None and not (view.attrs & ent["attrs"].keys()):
+            if view.attrs & stored["attrs"].keys():
+                raise Forbidden(
+                    f"the requested attributes of {eid} are not shown to this key: they need "
+                    "a key whose purposes the entity type allows"
+                )
             raise ResourceNotFound(f"entity {eid} has none of the requested attributes")
         shown = view.entity(ent)
         if r.accept == GEOJSON:
             shown = self._feature(request, r, ent, shown)
+        await self.record_reads(r, [(ent["id"], ent["type"], self.shown_attrs(view, ent))])
         return respond(shown, r)
 
     def _feature(self, request: Request, r: Req, ent: dict[str, Any], shown: dict[str, Any]
@@ -322,16 +357,26 @@ class Api:
         q.count = "count" in options_of(request) or request.query_params.get("count") == "true"
         if q.limit == 0 and not q.count:
             raise BadRequestData("limit=0 is only allowed with count")
-        return self._query_response(request, r, q)
+        return await self._query_response(request, r, q)
 
-    def _query_response(self, request: Request, r: Req, q: Query) -> Response:
+    async def _query_response(self, request: Request, r: Req, q: Query) -> Response:
         if r.caller.anonymous:
             public = self.s.keys.public_types(r.tenant)
             prev = q.q
             q.q = lambda e, p=prev: bool(public & set(e["type"])) and (p is None or p(e))
+        if self.s.hub.access_guards:
+            # filters run on what the caller may see, so q cannot probe hidden values
+            if q.types and q.attrs and all(
+                self.all_hidden(r, [t], q.attrs) for t in q.types
+            ):
+                raise Forbidden("the requested attributes are not shown to this key: they need "
+                                "a key whose purposes the entity type allows")
+            q.view = lambda e: self.s.hub.visible(r.tenant, r.caller, e)
         ents, total = self.s.hub.query(r.tenant, q)
         view = self.view(request, r)
         shown = [view.entity(e) for e in ents]
+        await self.record_reads(r, [(e["id"], e["type"], self.shown_attrs(view, e))
+                                    for e in ents])
         headers = {}
         if total is not None:
             headers["NGSILD-Results-Count"] = str(total)
@@ -378,7 +423,7 @@ class Api:
         q.limit = qparam_int(request, "limit", self.settings.default_limit)
         q.offset = qparam_int(request, "offset", 0)
         q.count = "count" in options_of(request)
-        return self._query_response(request, r, q)
+        return await self._query_response(request, r, q)
 
     # -- batch -----------------------------------------------------------------------------
     async def batch(self, request: Request) -> Response:

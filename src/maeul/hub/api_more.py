@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from .api import BASE, Api
 from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
-from .errors import BadRequestData, ResourceNotFound
+from .errors import BadRequestData, Forbidden, ResourceNotFound
 from .http import body_attrs, no_content, options_of, qparam_int, respond
 from .store.base import TemporalFilter
 from .subscriptions import validate_subscription
@@ -34,7 +34,8 @@ class MoreApi(Api):
         doc = validate_subscription(r.body, r.ctx)
         src = r.body.get("jsonldContext") if isinstance(r.body, dict) else None
         source = src or r.ctx.source
-        sid = await self.write(lambda: self.s.subs.create(r.tenant, doc, source, r.caller.actor))
+        sid = await self.write(lambda: self.s.subs.create(r.tenant, doc, source, r.caller.actor,
+                                                          caller=r.caller))
         return no_content({"Location": f"{BASE}/subscriptions/{sid}"}, status=201)
 
     async def list_subscriptions(self, request: Request) -> Response:
@@ -61,7 +62,8 @@ class MoreApi(Api):
         if isinstance(r.body, dict) and r.body.get("id", sid) != sid:
             raise BadRequestData("the id in the body differs from the one in the URL")
         patch = validate_subscription(r.body, r.ctx, partial=True)
-        await self.write(lambda: self.s.subs.update(r.tenant, sid, patch, r.caller.actor))
+        await self.write(lambda: self.s.subs.update(r.tenant, sid, patch, r.caller.actor,
+                                                    caller=r.caller))
         return no_content()
 
     async def delete_subscription(self, request: Request) -> Response:
@@ -118,7 +120,7 @@ class MoreApi(Api):
 
     async def temporal_query(self, request: Request) -> Response:
         r = await self.req(request, "read")
-        return self._temporal_query(request, r, dict(request.query_params))
+        return await self._temporal_query(request, r, dict(request.query_params))
 
     async def temporal_query_post(self, request: Request) -> Response:
         r = await self.req(request, "read", body=True)
@@ -153,14 +155,16 @@ class MoreApi(Api):
             if not isinstance(body["q"], str):
                 raise BadRequestData("q must be a string")
             params["q"] = body["q"]
-        return self._temporal_query(request, r, params)
+        return await self._temporal_query(request, r, params)
 
     def temporal_view(self, request: Request, r: Any) -> View:
         """The entity View of a temporal request (its temporal formats are handled apart)."""
         fmt = request.query_params.get("format")
         return self.view(request, r, fmt=None if fmt in _TEMPORAL_FORMATS else fmt)
 
-    def _temporal_query(self, request: Request, r: Any, params: dict[str, Any]) -> Response:
+    async def _temporal_query(
+        self, request: Request, r: Any, params: dict[str, Any]
+    ) -> Response:
         view = self.temporal_view(request, r)
         if params.get("attrs"):
             view.attrs = {r.ctx.expand_term(a) for a in str(params["attrs"]).split(",") if a}
@@ -195,12 +199,18 @@ class MoreApi(Api):
         all_ids = list(self.s.store.temporal_entities(r.tenant, flt))
         out = []
         span: tuple[str, str] | None = None
+        reads: list[tuple[str, list[str], list[str]]] = []
         for eid, etypes in all_ids[offset : offset + limit]:
-            rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts)
+            seen: set[str] = set()
+            hide = self.s.hub.hidden(r.tenant, r.caller, etypes)
+            rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts,
+                                              hide=hide, seen=seen)
             if cut is not None:
                 span = cut if span is None else (min(span[0], cut[0]), max(span[1], cut[1]))
             if len(rep) > 2 or not view.attrs:
                 out.append(rep)
+                reads.append((eid, etypes, sorted(seen)))
+        await self.record_reads(r, reads)
         headers = _content_range(span)
         if "count" in options_of(request):
             headers["NGSILD-Results-Count"] = str(len(all_ids))
@@ -215,7 +225,16 @@ class MoreApi(Api):
         view = self.temporal_view(request, r)
         params = dict(request.query_params)
         flt, topts = self._temporal_params(request, params, view)
-        rep, cut = self.s.temporal.entity(r.tenant, eid, found[0][1], flt, view, topts)
+        etypes = found[0][1]
+        hide = self.s.hub.hidden(r.tenant, r.caller, etypes)
+        if hide is not None and view.attrs and all(hide(a) for a in view.attrs):
+            raise Forbidden(
+                f"the requested attributes of {eid} are not shown to this key: they need a key "
+                "whose purposes the entity type allows")
+        seen: set[str] = set()
+        rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts,
+                                          hide=hide, seen=seen)
+        await self.record_reads(r, [(eid, etypes, sorted(seen))])
         return respond(rep, r, status=206 if cut else 200, headers=_content_range(cut))
 
     async def temporal_create(self, request: Request) -> Response:

@@ -31,6 +31,53 @@ class ChangeListener(Protocol):
     ) -> None: ...
 
 
+class IngestHook(Protocol):
+    """Rewrites incoming attribute instances in place before they are stored (the trust
+    layer pseudonymises identifiers and masks free text here); may raise BadRequestData."""
+
+    def incoming(
+        self,
+        tx: Tx,
+        tenant: str,
+        actor: str,
+        eid: str,
+        types: list[str],
+        attrs: dict[str, list[dict[str, Any]]],
+    ) -> None: ...
+
+
+class AccessGuard(Protocol):
+    """Decides which attributes a caller may see, and which reads must be recorded."""
+
+    def hides(
+        self, tenant: str, caller: Any, types: list[str]
+    ) -> Callable[[str], bool] | None:
+        """A predicate over attribute IRIs the caller may not see; None: sees them all."""
+        ...
+
+    def reads(
+        self, tenant: str, caller: Any, shown: list[tuple[str, list[str], list[str]]]
+    ) -> Callable[[Tx], None] | None:
+        """What to write (an audit record) for entities shown as (id, types, attrs)."""
+        ...
+
+
+def guard_hides(
+    guards: list[AccessGuard], tenant: str, caller: Any, types: list[str]
+) -> Callable[[str], bool] | None:
+    """The combined ``hides`` predicate of ``guards`` (None when nothing is hidden)."""
+    preds = [p for g in guards if (p := g.hides(tenant, caller, types))]
+    if not preds:
+        return None
+    return preds[0] if len(preds) == 1 else (lambda iri: any(p(iri) for p in preds))
+
+
+def strip_attrs(ent: Entity, hide: Callable[[str], bool]) -> Entity:
+    """``ent`` without the attributes ``hide`` names (``ent`` itself when none)."""
+    attrs = {k: v for k, v in ent["attrs"].items() if not hide(k)}
+    return ent if len(attrs) == len(ent["attrs"]) else {**ent, "attrs": attrs}
+
+
 @dataclass
 class BatchResult:
     success: list[str] = field(default_factory=list)
@@ -61,6 +108,8 @@ class Query:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    # the caller's view of an entity: filters are evaluated on it and it is what is returned
+    view: Callable[[Entity], Entity] | None = None
 
 
 def _instance_id() -> str:
@@ -118,6 +167,47 @@ class Hub:
         self.store = store
         self.max_limit = max_limit
         self.listeners: list[ChangeListener] = list(listeners or [])
+        self.ingest_hooks: list[IngestHook] = []
+        self.access_guards: list[AccessGuard] = []
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _incoming(
+        self, tx: Tx, tenant: str, actor: str, eid: str, types: list[str],
+        attrs: dict[str, list[dict[str, Any]]], owned: bool,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``attrs`` after the ingest hooks (copied first unless ``owned``)."""
+        if not self.ingest_hooks:
+            return attrs
+        if not owned:
+            attrs = copy.deepcopy(attrs)
+        for hook in self.ingest_hooks:
+            hook.incoming(tx, tenant, actor, eid, types, attrs)
+        return attrs
+
+    def hidden(self, tenant: str, caller: Any, types: list[str]) -> Callable[[str], bool] | None:
+        """Attribute IRIs of an entity with ``types`` that ``caller`` may not see."""
+        return guard_hides(self.access_guards, tenant, caller, types)
+
+    def visible(self, tenant: str, caller: Any, ent: Entity) -> Entity:
+        """The entity without the attributes ``caller`` may not see."""
+        hide = self.hidden(tenant, caller, ent["type"])
+        return ent if hide is None else strip_attrs(ent, hide)
+
+    def read_recorder(
+        self, tenant: str, caller: Any, shown: list[tuple[str, list[str], list[str]]]
+    ) -> Callable[[Tx], None] | None:
+        """The write that records these reads (None when nothing needs recording)."""
+        if not self.access_guards or not shown:
+            return None
+        ops = [op for g in self.access_guards if (op := g.reads(tenant, caller, shown))]
+        if not ops:
+            return None
+
+        def run(tx: Tx) -> None:
+            for op in ops:
+                op(tx)
+
+        return run
 
     # -- helpers ---------------------------------------------------------------------------
     def _record(
@@ -180,6 +270,8 @@ class Hub:
         tx.ensure_tenant(tenant)
         now = now_iso()
         new = copy.deepcopy(ent)
+        new["attrs"] = self._incoming(tx, tenant, actor, new["id"], new["type"], new["attrs"],
+                                      owned=True)
         new["createdAt"] = new["modifiedAt"] = now
         self._stamp(new["attrs"], now, None)
         tx.put_entity(tenant, new, new=True)
@@ -190,6 +282,8 @@ class Hub:
         old = self._load(tx, tenant, ent["id"])
         now = now_iso()
         new = copy.deepcopy(ent)
+        new["attrs"] = self._incoming(tx, tenant, actor, new["id"], new["type"], new["attrs"],
+                                      owned=True)
         new["createdAt"] = old.get("createdAt", now)
         new["modifiedAt"] = now
         self._stamp(new["attrs"], now, old)
@@ -206,7 +300,8 @@ class Hub:
         if "scope" in frag:
             new["scope"] = frag["scope"]
         changed: set[str] = set()
-        for iri, insts in frag["attrs"].items():
+        incoming = self._incoming(tx, tenant, actor, eid, new["type"], frag["attrs"], owned=False)
+        for iri, insts in incoming.items():
             changed.add(iri)
             cur = {i.get("datasetId", ""): i for i in new["attrs"].get(iri, [])}
             for inst in insts:
@@ -239,7 +334,8 @@ class Hub:
             new["type"] = list(dict.fromkeys(old["type"] + frag["type"]))
         if "scope" in frag and mode != "update":
             new["scope"] = frag["scope"]
-        for iri, insts in frag["attrs"].items():
+        incoming = self._incoming(tx, tenant, actor, eid, new["type"], frag["attrs"], owned=False)
+        for iri, insts in incoming.items():
             cur = {i.get("datasetId", ""): i for i in new["attrs"].get(iri, [])}
             touched = False
             for inst in insts:
@@ -285,6 +381,8 @@ class Hub:
             raise ResourceNotFound(f"attribute {iri} (datasetId {ds or 'default'}) not found")
         new = copy.deepcopy(old)
         now = now_iso()
+        patch = self._incoming(tx, tenant, actor, eid, old["type"], {iri: [patch]},
+                               owned=False)[iri][0]
         if patch.get("value") == NULL_URI or patch.get("object") == NULL_URI:
             # NGSI-LD's null: the partial update deletes this instance
             rest = [i for i in new["attrs"][iri] if i.get("datasetId", "") != ds]
@@ -459,6 +557,8 @@ class Hub:
         total = 0
         need_all = q.count or q.geo_distance is not None
         for ent in self.store.query_entities(tenant, flt):
+            if q.view is not None:
+                ent = q.view(ent)
             if not self._passes(ent, q):
                 continue
             total += 1

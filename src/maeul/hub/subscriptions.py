@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .auth import Caller
+from .core import AccessGuard, guard_hides, strip_attrs
 from .entities import View, canonical_time, is_uri, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
 from .geo import GeoQueryError, compile_geo, parse_geo_query
@@ -41,6 +43,20 @@ DEFAULT_TRIGGERS = ["entityCreated", "entityUpdated", "attributeCreated", "attri
 FORMATS = {"normalized", "concise", "keyValues", "simplified"}
 KIND = "sub"
 STAT = "substat"
+# who created the subscription: its notifications show only what that key may see
+CALLER = "_caller"
+
+
+def _caller_doc(caller: Any) -> dict[str, Any]:
+    return {"actor": caller.actor, "role": caller.role, "tenant": caller.tenant,
+            "purposes": sorted(caller.purposes)}
+
+
+def subscriber(doc: dict[str, Any]) -> Caller:
+    """The caller a subscription's notifications are shown to (no purposes when unknown)."""
+    c = doc.get(CALLER) or {}
+    return Caller(actor=c.get("actor", "subscription"), role=c.get("role", "reader"),
+                  tenant=c.get("tenant"), purposes=frozenset(c.get("purposes", [])))
 
 
 def _err(msg: str) -> BadRequestData:
@@ -242,12 +258,18 @@ class Subscriptions:
         self._http: httpx.Client | None = None
         self._mqtt: dict[str, Any] = {}
         self.interval_query: Callable[[str, dict[str, Any], Compiled], list[Entity]] | None = None
+        self.access_guards: list[AccessGuard] = []  # as on the Hub
 
     # -- CRUD ------------------------------------------------------------------------------
-    def create(self, tenant: str, doc: dict[str, Any], ctx_source: Any, actor: str) -> str:
+    def create(
+        self, tenant: str, doc: dict[str, Any], ctx_source: Any, actor: str,
+        caller: Any = None,
+    ) -> str:
         now = now_iso()
         doc = dict(doc)
         doc["context"] = ctx_source
+        if caller is not None:
+            doc[CALLER] = _caller_doc(caller)
         doc["createdAt"] = doc["modifiedAt"] = now
 
         def op(tx: Tx) -> None:
@@ -275,12 +297,19 @@ class Subscriptions:
         docs = self.store.reader().list_json(KIND, tenant)
         return [{**d, **stats.get(k, {})} for _t, k, d in docs]
 
-    def update(self, tenant: str, sid: str, patch: dict[str, Any], actor: str) -> None:
+    def update(
+        self, tenant: str, sid: str, patch: dict[str, Any], actor: str, caller: Any = None
+    ) -> None:
         def op(tx: Tx) -> None:
             doc = tx.get_json(KIND, tenant, sid)
             if doc is None:
                 raise ResourceNotFound(f"subscription {sid} not found")
             merged = {**doc, **{k: v for k, v in patch.items() if k != "notification"}}
+            if caller is not None:
+                # an update by another key may narrow what the subscription sees, never widen
+                old = doc.get(CALLER)
+                merged[CALLER] = _caller_doc(caller) if old is None else {
+                    **old, "purposes": sorted(set(old.get("purposes", [])) & caller.purposes)}
             if "notification" in patch:
                 merged["notification"] = {**doc.get("notification", {}), **patch["notification"]}
             if "timeInterval" in merged and "watchedAttributes" in merged:
@@ -304,7 +333,7 @@ class Subscriptions:
 
     def render(self, doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """The stored subscription as a client sees it, compacted with ``ctx``."""
-        out = {k: v for k, v in doc.items() if k != "context"}
+        out = {k: v for k, v in doc.items() if k != "context" and not k.startswith("_")}
         if "entities" in out:
             out["entities"] = [
                 {**e, "type": ctx.compact_iri(e["type"])} for e in out["entities"]
@@ -402,9 +431,9 @@ class Subscriptions:
         subs = self._compiled(tenant, tx)
         if not subs:
             return
-        ent = after if after is not None else before
-        assert ent is not None
-        events = self._events(before, after, attrs, trigger)
+        stored = after if after is not None else before
+        assert stored is not None
+        all_events = self._events(before, after, attrs, trigger)
         now_wall = datetime.now(UTC)
         for c in subs:
             d = c.doc
@@ -412,10 +441,19 @@ class Subscriptions:
                 continue
             if d.get("expiresAt") and parse_time(d["expiresAt"], "expiresAt") <= now_wall:
                 continue
+            ent, events, seen = stored, all_events, attrs
+            hide = self._hidden(tenant, d, stored["type"])
+            if hide is not None:
+                # the subscriber's view: hidden attributes neither show nor trigger
+                ent = strip_attrs(stored, hide)
+                seen = {a for a in attrs if not hide(a)}
+                if before is not None and after is not None and not seen:
+                    continue
+                events = self._events(before, after, seen, trigger)
             if not events & set(d.get("notificationTrigger", DEFAULT_TRIGGERS)):
                 continue
             watched = d.get("watchedAttributes")
-            if watched and not (set(watched) & attrs):
+            if watched and not (set(watched) & seen):
                 continue
             if not self._selects(c, ent):
                 continue
@@ -431,8 +469,15 @@ class Subscriptions:
             if thr and mono - self._last_sent.get(key, -1e18) < thr:
                 continue
             self._last_sent[key] = mono
-            tx.enqueue(tenant, d["id"], self._payload(c, [ent], deleted=after is None))
+            tx.enqueue(tenant, d["id"],
+                       self._payload(c, [ent], deleted=after is None, tx=tx, tenant=tenant))
         self._wake.set()
+
+    def _hidden(self, tenant: str, doc: dict[str, Any], types: list[str]
+                ) -> Callable[[str], bool] | None:
+        if not self.access_guards:
+            return None
+        return guard_hides(self.access_guards, tenant, subscriber(doc), types)
 
     @staticmethod
     def _events(
@@ -453,9 +498,20 @@ class Subscriptions:
             ev.add("attributeDeleted")
         return ev
 
-    def _payload(self, c: Compiled, ents: list[Entity], deleted: bool) -> dict[str, Any]:
+    def _payload(
+        self, c: Compiled, ents: list[Entity], deleted: bool, tx: Tx | None = None,
+        tenant: str = "",
+    ) -> dict[str, Any]:
         n = c.doc.get("notification", {})
         attrs = set(n["attributes"]) if n.get("attributes") else None
+        if tx is not None and self.access_guards and not deleted:
+            # record what the subscriber is shown, in the transaction that queues it
+            reads = [(e["id"], e["type"], [a for a in e["attrs"] if attrs is None or a in attrs])
+                     for e in ents]
+            for g in self.access_guards:
+                op = g.reads(tenant, subscriber(c.doc), reads)
+                if op is not None:
+                    op(tx)
         view = View(c.ctx, fmt=n.get("format", "normalized"), attrs=attrs,
                     sys_attrs=bool(n.get("sysAttrs")), lang=c.doc.get("lang"))
         data = []
@@ -623,13 +679,25 @@ class Subscriptions:
                     continue
                 self._last_sent[key] = mono
                 ents = self.interval_query(tenant, d, c)
+                if self.access_guards:
+                    ents = self._visible_matches(tenant, c, ents)
                 if ents:
-                    payload = self._payload(c, ents, deleted=False)
-                    self._enqueue(tenant, d["id"], payload)
+                    self._enqueue(tenant, c, ents)
 
-    def _enqueue(self, tenant: str, sid: str, payload: dict[str, Any]) -> None:
+    def _visible_matches(self, tenant: str, c: Compiled, ents: list[Entity]) -> list[Entity]:
+        out = []
+        for e in ents:
+            hide = self._hidden(tenant, c.doc, e["type"])
+            if hide is not None:
+                e = strip_attrs(e, hide)
+            if c.q is None or c.q(e):
+                out.append(e)
+        return out
+
+    def _enqueue(self, tenant: str, c: Compiled, ents: list[Entity]) -> None:
         def op(tx: Tx) -> None:
-            tx.enqueue(tenant, sid, payload)
+            tx.enqueue(tenant, c.doc["id"],
+                       self._payload(c, ents, deleted=False, tx=tx, tenant=tenant))
 
         self.store.write(op)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .core import IngestHook
 from .entities import META, SYS, View, canonical_time, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
 from .store.base import Entity, HistoryRow, Store, TemporalFilter, Tx
@@ -117,6 +118,8 @@ class Temporal:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # the same hooks as Hub.ingest_hooks, for instances written through the temporal API
+        self.ingest_hooks: list[IngestHook] = []
 
     def entity(
         self,
@@ -126,13 +129,21 @@ class Temporal:
         flt: TemporalFilter,
         view: View,
         opts: TemporalOptions,
+        hide: Callable[[str], bool] | None = None,
+        seen: set[str] | None = None,
     ) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """One entity's temporal representation and, when instances were cut off, the time
-        range (oldest, newest) of the instances it does hold (for a Content-Range header)."""
+        range (oldest, newest) of the instances it does hold (for a Content-Range header).
+
+        Attributes for which ``hide`` is true are left out; ``seen`` collects those shown."""
         rows = self.store.history(tenant, eid, flt)
         by_attr: dict[str, list[HistoryRow]] = {}
         for r in rows:
+            if hide is not None and hide(r.attr):
+                continue
             by_attr.setdefault(r.attr, []).append(r)
+        if seen is not None:
+            seen.update(by_attr)
         ctx = view.ctx
         out: dict[str, Any] = {"id": eid}
         ctypes = [ctx.compact_iri(t) for t in types]
@@ -229,8 +240,13 @@ class Temporal:
                 from .store.sqlbase import loads
 
                 ent_types = loads(row[0]) if row else []
+            incoming = attrs
+            if self.ingest_hooks:
+                incoming = copy.deepcopy(attrs)
+                for hook in self.ingest_hooks:
+                    hook.incoming(tx, tenant, actor, eid, ent_types or [], incoming)
             rows = []
-            for iri, insts in attrs.items():
+            for iri, insts in incoming.items():
                 for inst in insts:
                     doc = copy.deepcopy(inst)
                     doc["createdAt"] = doc["modifiedAt"] = now
@@ -284,7 +300,15 @@ class Temporal:
             if row is None:
                 raise ResourceNotFound(f"instance {instance_id} not found")
             doc = loads(row[0])
-            for k, v in patch.items():
+            change = patch
+            if self.ingest_hooks:
+                trow = tx.x("SELECT types FROM temporal_entities WHERE tenant = ? AND id = ?",
+                            (tenant, eid)).fetchone()
+                change = copy.deepcopy(patch)
+                for hook in self.ingest_hooks:
+                    hook.incoming(tx, tenant, actor, eid, loads(trow[0]) if trow else [],
+                                  {attr: [change]})
+            for k, v in change.items():
                 if k in META or k.startswith("http"):
                     doc[k] = v
             doc["modifiedAt"] = now_iso()

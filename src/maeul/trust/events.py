@@ -201,3 +201,15 @@ class KpiDefinitionChanged(Event):
 
     action: ClassVar[str] = "kpi.define"
     change: str = "update"
+
+
+# -- privacy by design ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextMasked(Event):
+    """Personal data was masked in citizens' text at ingest (target: entity id); ``kinds``
+    names what was found (name, phone, rrn, email, address, plate), never the text."""
+
+    action: ClassVar[str] = "privacy.mask"
+    attrs: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    original_kept: bool = False

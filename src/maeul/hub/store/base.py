@@ -76,6 +76,18 @@ class Tx(Protocol):
         dataset_id: str | None = None,
         instance_id: str | None = None,
     ) -> int: ...
+    def delete_history_before(
+        self,
+        tenant: str,
+        type_iri: str,
+        before: str,
+        entity_id: str | None = None,
+        spare_prefix: str | None = None,
+    ) -> int:
+        """Delete history rows of entities of ``type_iri`` whose time (observedAt, else the
+        recording time) is before the canonical timestamp ``before``; rows whose datasetId
+        starts with ``spare_prefix`` stay. Returns how many rows went."""
+        ...
     def put_json(self, kind: str, tenant: str, key: str, doc: dict[str, Any]) -> None: ...
     def get_json(self, kind: str, tenant: str, key: str) -> dict[str, Any] | None: ...
     def delete_json(self, kind: str, tenant: str, key: str) -> bool: ...

@@ -194,6 +194,44 @@ class SqlTx:
             self.x("DELETE FROM temporal_entities WHERE tenant = ? AND id = ?", (tenant, eid))
         return n
 
+    def delete_history_before(
+        self,
+        tenant: str,
+        type_iri: str,
+        before: str,
+        entity_id: str | None = None,
+        spare_prefix: str | None = None,
+    ) -> int:
+        like = f'%"{like_escape(type_iri)}"%'
+        owners = (
+            "SELECT id FROM temporal_entities WHERE tenant = ? AND types LIKE ? ESCAPE '\\'"
+        )
+        sql = (
+            f"DELETE FROM history WHERE tenant = ? AND entity_id IN ({owners})"
+            " AND COALESCE(observed_at, recorded_at) < ?"
+        )
+        params: list[Any] = [tenant, tenant, like, before]
+        if entity_id is not None:
+            sql += " AND entity_id = ?"
+            params.append(entity_id)
+        if spare_prefix is not None:
+            sql += " AND dataset_id NOT LIKE ? ESCAPE '\\'"
+            params.append(like_escape(spare_prefix) + "%")
+        n = int(self.x(sql, params).rowcount)
+        if n:
+            # an entity whose whole history went is no longer a temporal entity
+            gone = (
+                "DELETE FROM temporal_entities WHERE tenant = ? AND types LIKE ? ESCAPE '\\'"
+                " AND NOT EXISTS (SELECT 1 FROM history h WHERE h.tenant = temporal_entities.tenant"
+                " AND h.entity_id = temporal_entities.id)"
+            )
+            gparams: list[Any] = [tenant, like]
+            if entity_id is not None:
+                gone += " AND id = ?"
+                gparams.append(entity_id)
+            self.x(gone, gparams)
+        return n
+
     def temporal_exists(self, tenant: str, eid: str) -> bool:
         row = self.x(
             "SELECT 1 FROM temporal_entities WHERE tenant = ? AND id = ?", (tenant, eid)
