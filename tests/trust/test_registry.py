@@ -425,7 +425,16 @@ def test_feedback_is_masked_and_reaches_the_department(http: Any) -> None:
     assert item["id"] == fid and item["system"] == "parking-forecast"
     assert "010-1234-5678" not in item["text"] and "1234-5678" not in item["text"]
     assert "주차 예측이 틀려요" in item["text"]
-    assert item["contact"] == "minsu@mail.example"  # kept for the reply, in the inbox only
+    # kept for the reply, encrypted; shown only to a key with the reply purpose, audited
+    assert item["contact"] is None and item["hasContact"] is True
+    replier = http.services.keys.create("operator", purposes=["feedback-reply"])
+    [item] = http.get("/trust/v1/feedback", params={"department": "교통정책과"},
+                      headers={"Authorization": f"Bearer {replier}"}).json()
+    assert item["contact"] == "minsu@mail.example"
+    [read] = audit(http.services, "privacy.read")
+    assert read["target"] == fid and read["detail"]["attrs"] == ["contact"]
+    stored = http.services.store.reader().list_json("registry_feedback", T)
+    assert "minsu" not in json.dumps([d for _t, _k, d in stored])
     by_en = http.get("/trust/v1/feedback", params={"department": "transport policy division"},
                      headers=http.op).json()
     assert [i["id"] for i in by_en] == [fid]

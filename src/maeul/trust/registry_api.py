@@ -82,10 +82,10 @@ class RegistryApi(TrustApi):
 
     async def feedback_inbox(self, request: Request) -> Response:
         """Citizens' feedback for operators (``department``, ``system`` filter)."""
-        tenant, _ = self.editor(request)
+        tenant, caller = self.editor(request)
         q = request.query_params
         return self.ok(await run_in_threadpool(registry_feedback.inbox, self.s, tenant,
-                                               q.get("department"), q.get("system")))
+                                               q.get("department"), q.get("system"), caller))
 
     # -- citizens -------------------------------------------------------------------------
     async def public_list(self, request: Request) -> Response:

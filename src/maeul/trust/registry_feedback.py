@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from ..hub.auth import Caller
 from ..hub.entities import expand_entity, now_iso
 from ..hub.errors import BadRequestData, ResourceNotFound
 from ..hub.store.base import Tx
-from .events import FeedbackReceived, emit
+from .events import FeedbackReceived, SensitiveRead, emit
 from .http import validation_message
 from .registry import is_public
 from .registry_model import LANGS
@@ -24,6 +25,7 @@ from .registry_model import LANGS
 FEEDBACK_KIND = "registry_feedback"
 ENTITY_TYPE = "AIFeedback"
 MAX_TEXT = 2000
+REPLY_PURPOSE = "feedback-reply"  # a key with it may read citizens' contacts to answer them
 
 
 class FeedbackIn(BaseModel):
@@ -58,9 +60,13 @@ def submit(services: Any, tenant: str, entry_id: str, data: Any, actor: str) -> 
     fid = uuid.uuid4().hex
     now = now_iso()
     dept = department_name(doc)
+    # the contact is personal data kept only for the reply: encrypted at rest, bound to this
+    # item, shown only to callers with the reply purpose (see ``inbox``)
+    contact_enc = (services.trust.privacy.vault.encrypt(msg.contact, _contact_ctx(tenant, fid))
+                   if msg.contact else None)
     item = {"id": fid, "system": entry_id, "department": doc.get("department"),
-            "kind": msg.kind, "text": masked.text, "pii_kinds": kinds, "contact": msg.contact,
-            "received_at": now, "status": "open"}
+            "kind": msg.kind, "text": masked.text, "pii_kinds": kinds,
+            "contact_enc": contact_enc, "received_at": now, "status": "open"}
     entity = expand_entity({
         "id": f"urn:ngsi-ld:{ENTITY_TYPE}:{fid}",
         "type": ENTITY_TYPE,
@@ -85,17 +91,42 @@ def submit(services: Any, tenant: str, entry_id: str, data: Any, actor: str) -> 
             "department": doc.get("department"), "masked": kinds}
 
 
+def _contact_ctx(tenant: str, fid: str) -> str:
+    return f"feedback-contact\x00{tenant}\x00{fid}"
+
+
 def inbox(services: Any, tenant: str, department: str | None = None,
-          system: str | None = None) -> list[dict[str, Any]]:
-    """Feedback items, newest first; ``department`` matches its name in either language."""
+          system: str | None = None, caller: Caller | None = None) -> list[dict[str, Any]]:
+    """Feedback items, newest first; ``department`` matches its name in either language.
+
+    A citizen's contact is decrypted only for a caller holding the ``feedback-reply``
+    purpose, and each such read is audited; others see ``hasContact`` only.
+    """
     want = department.strip().casefold() if department else None
+    reveal = caller is not None and REPLY_PURPOSE in caller.purposes
     out = []
-    for _t, _k, item in services.store.reader().list_json(FEEDBACK_KIND, tenant):
-        names = {str(v).casefold() for v in (item.get("department") or {}).values()}
+    shown: list[str] = []
+    for _t, _k, stored in services.store.reader().list_json(FEEDBACK_KIND, tenant):
+        names = {str(v).casefold() for v in (stored.get("department") or {}).values()}
         if want is not None and want not in names:
             continue
-        if system is not None and item.get("system") != system:
+        if system is not None and stored.get("system") != system:
             continue
+        item = {k: v for k, v in stored.items() if k != "contact_enc"}
+        enc = stored.get("contact_enc")
+        item["hasContact"] = bool(enc)
+        item["contact"] = None
+        if enc and reveal:
+            item["contact"] = services.trust.privacy.vault.decrypt(
+                enc, _contact_ctx(tenant, str(stored["id"])))
+            shown.append(str(stored["id"]))
         out.append(item)
+    if shown and caller is not None:
+        def op(tx: Tx) -> None:
+            for fid in shown:
+                emit(tx, SensitiveRead(tenant, caller.actor, fid, purpose=REPLY_PURPOSE,
+                                       attrs=["contact"]))
+
+        services.store.write(op)
     out.sort(key=lambda i: str(i.get("received_at")), reverse=True)
     return out
