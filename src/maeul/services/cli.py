@@ -35,6 +35,9 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="comma-separated controller names")
     sb.add_argument("--seeds", type=int, default=5)
     sb.add_argument("--json", action="store_true", help="print JSON lines only")
+    sb.add_argument("--workers", type=int, default=2,
+                    help="parallel simulations (one per process)")
+    sb.add_argument("--end", type=float, help="override the configuration's end time (s)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

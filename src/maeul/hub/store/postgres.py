@@ -153,6 +153,33 @@ def _buffer(cur: psycopg.Cursor[Any]) -> _Rows:
     return _Rows(rows, cur.rowcount)
 
 
+class _Piped:
+    """A cursor in pipeline mode: fetches wait for their result; ``rowcount`` syncs first,
+    since in a pipeline it is only known once the server has answered."""
+
+    def __init__(self, cur: psycopg.Cursor[Any], conn: psycopg.Connection[Any]) -> None:
+        self._cur = cur
+        self._conn = conn
+
+    @property
+    def rowcount(self) -> int:
+        with self._conn.pipeline():  # leaving a nested pipeline block syncs it
+            pass
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchmany(self, size: int) -> list[Any]:
+        return self._cur.fetchmany(size)
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur.fetchall())
+
+
 class PgTx(SqlTx):
     """``SqlTx`` over one psycopg connection inside a transaction.
 
@@ -160,16 +187,21 @@ class PgTx(SqlTx):
     done by the core is safe against concurrent writers.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], lock_rows: bool = True) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], lock_rows: bool = True, piped: bool = False
+    ) -> None:
         super().__init__(conn)
         self.lock_rows = lock_rows
+        self.piped = piped
 
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(pg_sql(sql), params)
+        cur = self.conn.execute(pg_sql(sql), params)
+        return _Piped(cur, self.conn) if self.piped else cur
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         with self.conn.cursor() as cur:
             cur.executemany(pg_sql(sql), rows)
+
 
     def get_entity(self, tenant: str, eid: str) -> Entity | None:
         if not self.lock_rows:
@@ -271,9 +303,11 @@ class PostgresStore(Store):
             return self._write_once(fn)
 
     def _write_once(self, fn: Callable[[Tx], T]) -> T:
-        with self.pool.connection() as conn, conn.transaction():
-            # transaction() rolls back and re-raises fn's own exception unchanged
-            return fn(PgTx(conn, lock_rows=True))
+        with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
+            # transaction() rolls back and re-raises fn's own exception unchanged. In pipeline
+            # mode statements whose results nobody reads (inserts, updates) are sent without
+            # waiting for a round trip each; a fetch or rowcount waits for what it needs.
+            return fn(PgTx(conn, lock_rows=True, piped=True))
 
     # -- reads ----------------------------------------------------------------------------
     def reader(self) -> Tx:

@@ -1,0 +1,188 @@
+"""One closed-loop simulation: a controller drives every traffic light of a scenario."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .twin import (
+    ApprovalPolicy,
+    Controller,
+    Intersection,
+    Observation,
+    PlanHook,
+    Proposal,
+    RunResult,
+    ScenarioConfig,
+    Timing,
+    TwinError,
+    _Signal,
+    automatic,
+    discover,
+    observe_lanes,
+    open_sumo,
+    read_config,
+    sandbox,
+)
+
+EMERGENCY = "emergency"
+
+
+def sumo_args(cfg_copy: Path, cfg: ScenarioConfig, out: Path, seed: int,
+              end: float | None) -> list[str]:
+    """RESCO's options: no teleports, trip info (unfinished trips too) with emissions."""
+    args = ["-c", str(cfg_copy), "--seed", str(seed), "--time-to-teleport", "-1",
+            "--tripinfo-output", str(out), "--tripinfo-output.write-unfinished",
+            "--device.emissions.probability", "1", "--no-step-log", "true",
+            "--no-warnings", "true", "--log", str(out.with_suffix(".log")),
+            "--duration-log.disable", "true"]
+    stop = end if end is not None else cfg.end
+    if stop is not None:
+        args += ["--end", str(stop)]
+    return args
+
+
+def _load_net(cfg: ScenarioConfig) -> Any:
+    import sumolib
+
+    return sumolib.net.readNet(str(cfg.path.parent / cfg.net_files[0]), withInternal=False)
+
+
+def simulate(
+    config: str | Path,
+    controller: Controller | None,
+    out: Path,
+    seed: int = 0,
+    timing: Timing | None = None,
+    end: float | None = None,
+    emergency: bool = True,
+    approval: ApprovalPolicy = automatic,
+    on_plan_change: PlanHook | None = None,
+    record: bool = False,
+    backend: str = "auto",
+    on_step: Callable[[Any, float], None] | None = None,
+) -> RunResult:
+    """Run the scenario; controller None keeps the network's own programs (fixed time).
+
+    Writes trip info to `out` and `out`.pending.csv (vehicles never inserted, with their
+    scheduled departure) for the delay metric. `end` overrides the config's end (tests)."""
+    cfg = read_config(config)
+    timing = timing or Timing.for_network(cfg.name)
+    stop = end if end is not None else cfg.end
+    if stop is None:
+        raise TwinError(f"{cfg.path}: the configuration has no end time; pass one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = RunResult(out, stop)
+    with sandbox(cfg) as copy:
+        conn = open_sumo(sumo_args(copy, cfg, out.resolve(), seed, stop), backend)
+        try:
+            inters = discover(conn, _load_net(cfg), timing.detect_length)
+            if not inters and not conn.trafficlight.getIDList():
+                raise TwinError(f"{cfg.path}: the network has no traffic lights")
+            if controller is not None:
+                controller.reset(inters)
+                _loop(conn, inters, controller, timing, stop, emergency, approval,
+                      on_plan_change, record, result, on_step)
+            else:
+                while conn.simulation.getTime() < stop:
+                    conn.simulationStep()
+                    if on_step is not None:
+                        on_step(conn, conn.simulation.getTime())
+            pending = [(v, stop - conn.vehicle.getDepartDelay(v))
+                       for v in conn.simulation.getPendingVehicles()]
+        finally:
+            conn.close()
+    with open(out.with_suffix(".pending.csv"), "w", encoding="utf-8") as fh:
+        fh.write("id,depart\n")
+        fh.writelines(f"{v},{d:.2f}\n" for v, d in pending)
+    return result
+
+
+def _emergency_demand(conn: Any, active: set[str], by_id: dict[str, Intersection],
+                      rng: float) -> dict[str, int]:
+    """Signal index each controlled light should serve for the nearest emergency vehicle."""
+    want: dict[str, tuple[float, int]] = {}
+    for v in list(active):
+        for tls, idx, dist, _state in conn.vehicle.getNextTLS(v)[:1]:
+            if tls in by_id and dist <= rng and (tls not in want or dist < want[tls][0]):
+                want[tls] = (dist, idx)
+    return {t: idx for t, (_, idx) in want.items()}
+
+
+def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing, stop: float,
+          emergency: bool, approval: ApprovalPolicy, hook: PlanHook | None, record: bool,
+          result: RunResult, on_step: Callable[[Any, float], None] | None) -> None:
+    TL = conn.trafficlight
+    by_id = {i.id: i for i in inters}
+    sig: dict[str, _Signal] = {}
+    now = conn.simulation.getTime()
+    for inter in inters:
+        # start on the green the network shows now, or its first green
+        cur = TL.getRedYellowGreenState(inter.id)
+        g = next((k for k in range(len(inter.greens)) if inter.green_state(k) == cur), 0)
+        sig[inter.id] = _Signal(g, now)
+        TL.setRedYellowGreenState(inter.id, inter.green_state(g))
+        if record:
+            result.log.append((now, inter.id, inter.green_state(g), "green"))
+    active: set[str] = set()
+    next_decision = now + timing.decision
+
+    def change(inter: Intersection, s: _Signal, to: int, t: float, reason: str) -> None:
+        if not approval(Proposal(inter.id, t, s.green, to, reason)):
+            return
+        state = inter.yellow_between(s.green, to)
+        TL.setRedYellowGreenState(inter.id, state)
+        s.yellow_until, s.target = t + timing.yellow, to
+        result.changes += 1
+        if record:
+            result.log.append((t, inter.id, state, "yellow"))
+        if hook is not None:
+            hook(inter.id, to, reason)
+
+    while now < stop:
+        conn.simulationStep()
+        now = conn.simulation.getTime()
+        if on_step is not None:
+            on_step(conn, now)
+        for inter in inters:
+            s = sig[inter.id]
+            if s.yellow_until is not None and now >= s.yellow_until:
+                s.green, s.since, s.yellow_until = s.target, now, None
+                TL.setRedYellowGreenState(inter.id, inter.green_state(s.green))
+                if record:
+                    result.log.append((now, inter.id, inter.green_state(s.green), "green"))
+        preempted: set[str] = set()
+        if emergency:
+            for v in conn.simulation.getDepartedIDList():
+                if conn.vehicle.getVehicleClass(v) == EMERGENCY:
+                    active.add(v)
+            active.difference_update(conn.simulation.getArrivedIDList())
+            if active:
+                for tls, idx in _emergency_demand(conn, active, by_id,
+                                                  timing.emergency_range).items():
+                    inter, s = by_id[tls], sig[tls]
+                    preempted.add(tls)
+                    serving = inter.serving(idx)
+                    if not serving or s.yellow_until is not None or s.green in serving:
+                        continue
+                    if now - s.since >= timing.min_green_s:
+                        change(inter, s, serving[0], now, "emergency")
+        if now + 1e-6 < next_decision:
+            continue
+        next_decision += timing.decision
+        for inter in inters:
+            s = sig[inter.id]
+            if inter.id in preempted or s.yellow_until is not None:
+                continue
+            obs = Observation(now, s.green, now - s.since, observe_lanes(conn, inter))
+            t0 = time.perf_counter()
+            to = ctl.choose(inter, obs)
+            result.decide_seconds += time.perf_counter() - t0
+            result.decisions += 1
+            if not 0 <= to < len(inter.greens):
+                raise TwinError(f"controller {ctl.name} chose phase {to} at {inter.id}, "
+                                f"which has {len(inter.greens)} greens")
+            if to != s.green and now - s.since >= timing.min_green_s:
+                change(inter, s, to, now, "controller")

@@ -1,0 +1,68 @@
+"""Tiny SUMO scenarios built with netconvert: one signalised crossing with a short entry lane."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("libsumo")
+pytest.importorskip("sumolib")
+
+from maeul.services.signals.twin import sumo_tool  # noqa: E402
+
+NODES = """<nodes>
+  <node id="W" x="-300" y="0"/><node id="A" x="-1" y="0" type="priority"/>
+  <node id="C" x="0" y="0" type="{ctype}"/><node id="E" x="300" y="0"/>
+  <node id="N" x="0" y="300"/><node id="S" x="0" y="-300"/>
+</nodes>"""
+EDGES = """<edges>
+  <edge id="WA" from="W" to="A" numLanes="1" speed="13.9"/>
+  <edge id="AC" from="A" to="C" numLanes="1" speed="13.9"/>
+  <edge id="CE" from="C" to="E" numLanes="1" speed="13.9"/>
+  <edge id="NC" from="N" to="C" numLanes="1" speed="13.9"/>
+  <edge id="CS" from="C" to="S" numLanes="1" speed="13.9"/>
+</edges>"""
+ROUTES = """<routes>
+  <vType id="car" vClass="passenger"/>
+  <vType id="ambulance" vClass="emergency" guiShape="emergency"/>
+  <flow id="we" type="car" begin="0" end="{end}" vehsPerHour="{we}" from="WA" to="CE"/>
+  <flow id="ns" type="car" begin="0" end="{end}" vehsPerHour="{ns}" from="NC" to="CS"/>
+  {extra}
+</routes>"""
+CFG = """<configuration>
+  <input><net-file value="net.net.xml"/><route-files value="routes.rou.xml"/></input>
+  <time><begin value="0"/><end value="{end}"/></time>
+</configuration>"""
+
+
+def build(tmp: Path, ctype: str = "traffic_light", end: int = 600, we: int = 600,
+          ns: int = 300, extra: str = "") -> Path:
+    """Write the crossing scenario into tmp and return its .sumocfg."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "n.nod.xml").write_text(NODES.format(ctype=ctype))
+    (tmp / "e.edg.xml").write_text(EDGES)
+    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
+                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
+                   cwd=tmp, check=True, capture_output=True)
+    (tmp / "routes.rou.xml").write_text(ROUTES.format(end=end, we=we, ns=ns, extra=extra))
+    cfg = tmp / "cross.sumocfg"
+    cfg.write_text(CFG.format(end=end))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def crossing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("crossing"))
+
+
+@pytest.fixture
+def make_scenario(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Factory: make_scenario(**kw) builds a crossing variant in its own folder."""
+    count = iter(range(100))
+
+    def make(**kw: object) -> Path:
+        return build(tmp_path / f"s{next(count)}", **kw)  # type: ignore[arg-type]
+
+    return make

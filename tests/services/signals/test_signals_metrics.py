@@ -1,0 +1,92 @@
+"""RESCO's delay on a hand-made tripinfo file; bad files; the bench command end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from maeul.services.signals.bench import cli_bench
+from maeul.services.signals.metrics import MetricsError, trip_metrics
+
+TRIPINFO = """<tripinfos>
+  <tripinfo id="a" depart="10.00" departDelay="2.00" arrival="70.00" duration="60.00"
+            waitingTime="5.00" timeLoss="20.00">
+    <emissions CO2_abs="1000000.00"/>
+  </tripinfo>
+  <tripinfo id="b" depart="20.00" departDelay="0.00" arrival="50.00" duration="30.00"
+            waitingTime="0.00" timeLoss="4.00">
+    <emissions CO2_abs="500000.00"/>
+  </tripinfo>
+  <tripinfo id="c" depart="90.00" departDelay="1.00" arrival="-1.00" duration="10.00"
+            waitingTime="8.00" timeLoss="9.00" vaporized="end">
+    <emissions CO2_abs="250000.00"/>
+  </tripinfo>
+</tripinfos>
+"""
+
+
+def test_resco_delay_counts_unfinished_and_never_inserted(tmp_path: Path) -> None:
+    ti = tmp_path / "run.xml"
+    ti.write_text(TRIPINFO)
+    # d was scheduled at 60 s and still waited for insertion when the run ended at 100 s
+    (tmp_path / "run.pending.csv").write_text("id,depart\nd,60.00\n")
+    m = trip_metrics(ti, end=100.0)
+    assert m.trips == 4 and m.never_inserted == 1 and m.unfinished == 1
+    assert m.delay == pytest.approx((22 + 4 + 10 + 40) / 4)
+    assert m.trip_time == pytest.approx(100 / 3)
+    assert m.waiting_time == pytest.approx(13 / 3)
+    assert m.throughput == 2
+    assert m.co2_kg == pytest.approx(1.75)
+
+
+def test_bad_tripinfo_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(MetricsError, match="not found"):
+        trip_metrics(tmp_path / "none.xml", 100.0)
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<tripinfos><tripinfo id='a'")
+    with pytest.raises(MetricsError, match="not a valid tripinfo"):
+        trip_metrics(broken, 100.0)
+    lacking = tmp_path / "lacking.xml"
+    lacking.write_text("<tripinfos><tripinfo id='a' duration='1'/></tripinfos>")
+    with pytest.raises(MetricsError, match="lacks attribute 'timeLoss'"):
+        trip_metrics(lacking, 100.0)
+    ok = tmp_path / "ok.xml"
+    ok.write_text(TRIPINFO)
+    (tmp_path / "ok.pending.csv").write_text("vehicle;when\n")
+    with pytest.raises(MetricsError, match="expected header"):
+        trip_metrics(ok, 100.0)
+
+
+def _args(net: list[Path], **kw: object) -> argparse.Namespace:
+    base: dict[str, object] = {"net": net, "controllers": "fixed,maxpressure,delaypressure",
+                               "seeds": 2, "json": True, "workers": 1, "end": 300.0}
+    return argparse.Namespace(**(base | kw))
+
+
+def test_bench_prints_one_json_line_per_controller(crossing: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_bench(None, _args([crossing])) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["controller"] for x in lines] == ["fixed", "maxpressure", "delaypressure"]
+    for x in lines:
+        assert x["seeds"] == 2 and x["throughput_mean"] > 0 and x["delay_mean"] >= 0
+    assert lines[0]["delay_ratio_fixed"] == 1.0
+
+
+def test_bench_table_on_a_resco_network(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _args([Path("cologne1")], controllers="fixed,maxpressure", seeds=1, json=False,
+                 end=25200.0 + 600)
+    assert cli_bench(None, args) == 0
+    out = capsys.readouterr().out
+    assert "cologne1" in out and "26.05" in out  # RESCO's published best, for reference
+
+
+def test_bench_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_bench(None, _args([tmp_path / "missing.sumocfg"])) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli_bench(None, _args([Path("cologne1")], controllers="fixed,oracle")) == 2
+    assert "unknown controller 'oracle'" in capsys.readouterr().err
+    assert cli_bench(None, _args([Path("cologne1")], seeds=0)) == 2
