@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from support import make_settings
+
 REQUIRE = os.environ.get("MAEUL_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("MAEUL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MQTT_HOST = os.environ.get("MAEUL_TEST_MQTT_HOST", "127.0.0.1")
@@ -91,21 +93,6 @@ def mqtt_broker() -> tuple[str, int]:
     if not _port_open(MQTT_HOST, MQTT_PORT):
         _missing("the MQTT broker", "start Mosquitto on 127.0.0.1:1883 (mosquitto -d)")
     return MQTT_HOST, MQTT_PORT
-
-
-def make_settings(store_url: str, tmp_path: Path, **extra: Any) -> Any:
-    from maeul.config import Settings
-
-    base: dict[str, Any] = {
-        "store_url": store_url,
-        "auth_enabled": False,
-        "context_cache_dir": tmp_path / "contexts",
-        "context_fetch": True,
-        "notify_backoff_s": 0.05,
-        "secrets_dir": tmp_path / "secrets",
-    }
-    base.update(extra)
-    return Settings(**base)
 
 
 @pytest.fixture

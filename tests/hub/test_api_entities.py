@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
+from support import make_settings
 
 # starlette's TestClient warns (as a UserWarning) when it falls back to httpx
 pytestmark = pytest.mark.filterwarnings(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

@@ -88,7 +88,7 @@ def test_load_snapshots_errors(client: Any, tmp_path: Path) -> None:
 
 
 def test_run_import_bad_input_returns_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from conftest import make_settings
+    from support import make_settings
 
     settings = make_settings(f"sqlite:///{tmp_path}/hub.db", tmp_path)
     bad = tmp_path / "bad.csv"
@@ -109,9 +109,9 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_import(tmp_path: Path, data_dir: Path) -> None:
-    from conftest import make_settings
     from maeul.hub.app import Services
     from maeul.hub.core import Query
+    from support import make_settings
 
     path = parking_file(data_dir)
     done = _cli(tmp_path, "parking", str(path), "--limit", "50")

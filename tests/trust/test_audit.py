@@ -279,8 +279,8 @@ def test_old_sqlite_file_gains_the_chain(tmp_path: Path) -> None:
 def test_verify_over_http_needs_admin(store_url: str, tmp_path: Path) -> None:
     import warnings
 
-    from conftest import make_settings
     from maeul.hub.server import build_app
+    from support import make_settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.hub.app import Services
 from maeul.hub.auth import Caller
 from maeul.hub.entities import View, expand_entity
@@ -18,6 +17,7 @@ from maeul.hub.errors import BadRequestData, Conflict, Forbidden
 from maeul.hub.store.base import TemporalFilter
 from maeul.trust.decisions import Decisions, RetryLater
 from maeul.trust.jobs import Job
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from test_decisions import OP1, SERVICE, SIG, P, T, _city, proposal
 
-from conftest import make_settings
 from maeul.hub.app import Services
 from maeul.hub.errors import BadRequestData, ResourceNotFound
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

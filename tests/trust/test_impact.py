@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.hub.app import Services
 from maeul.hub.errors import BadRequestData, ResourceNotFound
 from maeul.trust.impact import (
@@ -23,6 +22,7 @@ from maeul.trust.impact import (
     score,
     shipped_questionnaire,
 )
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

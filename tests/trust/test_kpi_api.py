@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.hub.entities import expand_entity
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.hub.entities import expand_entity, expand_fragment
 from maeul.trust.kpi_model import KpiDefinition
+from support import make_settings
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 SDM_TRAFFIC = "https://smartdatamodels.org/dataModel.Transportation/TrafficFlowObserved"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.trust.privacy_policy import PolicyError, load_policy, parse_duration, parse_policy
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from conftest import make_settings
 from maeul.hub.app import Services
 from maeul.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from maeul.trust import registry_model
 from maeul.trust.registry import cli_export
 from maeul.trust.registry_model import STANDARD_FIELDS, declare
+from support import make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
