@@ -3,6 +3,9 @@
 It imports real open data (Smart Data Models examples, Birmingham car parks, Seoul air quality,
 Los Angeles loop detectors), provisions the loop detectors as devices, and replays their later
 readings through the same ingest path real devices use, one reading round every few seconds.
+When SUMO is installed (the ``sim`` extra) a traffic-signal twin (RESCO's cologne8, eight real
+Cologne intersections) runs at five times real time: its detectors publish through device
+ingest and its controller acts through the trust layer's proposals.
 """
 
 from __future__ import annotations
@@ -23,11 +26,17 @@ from .hub.server import build_app
 log = logging.getLogger(__name__)
 TRAFFIC_TYPE = "https://smartdatamodels.org/dataModel.Transportation/TrafficFlowObserved"
 SPEED = "https://smartdatamodels.org/dataModel.Transportation/averageVehicleSpeed"
+SIGNAL_TYPE = "https://uri.etsi.org/ngsi-ld/default-context/TrafficSignal"
 PUBLIC_TYPES = [
     TRAFFIC_TYPE,
     "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved",
     "https://smartdatamodels.org/dataModel.Parking/OffStreetParking",
+    SIGNAL_TYPE,
 ]
+# the signal twin: a RESCO network shipped in sumo-rl, looped so the city stays alive
+SIGNALS_NET = "cologne8"
+SIGNALS_CONTROLLER = "delaypressure"
+SIGNALS_SPEED = 5.0  # simulated seconds per wall second
 
 
 def _load_city(services: Any, data: Path) -> dict[str, int]:
@@ -94,6 +103,21 @@ def _replay(services: Any, rounds: list[tuple[str, dict[str, float]]], stop: thr
         stop.wait(period_s)
 
 
+def _start_signals(services: Any) -> tuple[Any, str]:
+    """The signal twin in the background, or None and why it is off."""
+    try:
+        from .services.signals.service import SignalService
+        from .services.signals.twin import sumo_home
+
+        sumo_home()  # names the missing 'sim' extra before anything starts
+        svc = SignalService(services, SIGNALS_NET, SIGNALS_CONTROLLER, "default",
+                            approval_policy="automatic", speed=SIGNALS_SPEED, loop=True)
+        svc.start()
+    except Exception as exc:  # noqa: BLE001 - the demo runs without the twin
+        return None, f"{type(exc).__name__}: {exc}"
+    return svc, ""
+
+
 def _quarter() -> str:
     now = datetime.now(UTC)
     return f"{now.year}Q{(now.month - 1) // 3 + 1}"
@@ -113,6 +137,7 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     rounds = _provision_sensors(services, data) if data.is_dir() else []
     services.keys.set_public_types("default", PUBLIC_TYPES, "demo")
     key = services.keys.create("operator", "default", ["traffic-operations"], label="demo")
+    signals, signals_off = _start_signals(services)
     services.trust.registry.sync("default")
     kpis = services.trust.kpis.compute("default")
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
@@ -128,6 +153,16 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     print(f"  public KPIs   {base}/public/v1/kpis  ({sum(k.value is not None for k in kpis)}"
           f" of {len(kpis)} have data)")
     print(f"  report        {base}/public/v1/reports/{_quarter()}.html")
+    if signals is not None:
+        print(f"\nSignal twin: {SIGNALS_NET} ({SIGNALS_CONTROLLER}, {SIGNALS_SPEED:g}x real time, "
+              f"impact level {signals.level}, proposals applied automatically):")
+        print(f"  signals       {base}/ngsi-ld/v1/entities?type=TrafficSignal&limit=10")
+        print(f"  approaches    {base}/ngsi-ld/v1/entities?type={TRAFFIC_TYPE}"
+              f"&idPattern=urn:ngsi-ld:TrafficFlowObserved:{SIGNALS_NET}-.*&limit=10")
+        print(f"  proposals     {base}/trust/v1/proposals?system=traffic-signal-control")
+        print(f"  its entry     {base}/public/v1/registry/traffic-signal-control")
+    else:
+        print(f"\nSignal twin: off ({signals_off})")
     print("\nOperator key (send as 'Authorization: Bearer KEY'):")
     print(f"  {key}", flush=True)
     stop = threading.Event()
@@ -142,4 +177,6 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
         server.run()
     finally:
         stop.set()
+        if signals is not None:
+            signals.stop(timeout=10)
         feeder.join(timeout=5)

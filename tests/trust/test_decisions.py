@@ -121,6 +121,19 @@ def test_levels_one_and_two_apply_automatically(svc: Services, system: str, leve
     assert entity(svc, p["id"])["overridden"] is True
 
 
+def test_a_service_may_ask_for_review_but_never_for_less(svc: Services) -> None:
+    d = svc.trust.decisions
+    p = d.submit(T, proposal("auto2", review="required"), SERVICE)
+    assert (p["status"], p["route"], p["reviewersNeeded"]) == ("pending", "queue", 1)
+    assert green(svc) == 30
+    assert d.approve(T, p["id"], OP1)["status"] == "applied" and green(svc) == 45
+    # on a level that already needs review it changes nothing
+    p4 = d.submit(T, proposal("lvl4", review="required"), SERVICE)
+    assert p4["reviewersNeeded"] == 2
+    with pytest.raises(BadRequestData, match="review"):
+        d.submit(T, proposal("auto2", review="optional"), SERVICE)
+
+
 @pytest.mark.parametrize("system,level", [("lvl3", 3), ("new", None)])
 def test_level_three_and_unassessed_wait_for_one_approval(
         svc: Services, system: str, level: int | None) -> None:

@@ -51,6 +51,7 @@ from .events import (
     emit,
 )
 from .http import validation_message
+from .impact import Oversight
 from .jobs import Job
 
 SUBMIT_ROLES = ("service", "operator", "admin")
@@ -242,6 +243,9 @@ class Decisions:
         targets = p.targets()
         ap.check_action(self, tenant, action, targets)
         ov = self.s.trust.impact.oversight(tenant, p.system)
+        if p.review == "required" and ov.auto_apply:
+            ov = Oversight(ov.level, False, 1,
+                           [*ov.obligations, "human approval requested by the service"])
         pid = p.id or uuid.uuid4().hex
         stamp = iso(now)
         auto = bool(ov.auto_apply)

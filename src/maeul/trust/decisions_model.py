@@ -143,6 +143,8 @@ class ProposalIn(BaseModel):
     evidence: Evidence = Field(default_factory=lambda: Evidence.model_validate({}))
     expectedEffect: dict[str, Any] | None = None
     expiresAt: str | None = None
+    # a service may ask for more oversight than its level demands (never for less)
+    review: Literal["required"] | None = None
 
     @field_validator("target")
     @classmethod
