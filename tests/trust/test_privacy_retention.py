@@ -112,11 +112,14 @@ def test_retention_delete(hub: Any) -> None:
                 if a["action"] == "privacy.retention"]) == 1
 
 
-def test_retention_aggregates_to_daily_means(hub: Any) -> None:
+def test_retention_aggregates_to_hourly_means(hub: Any) -> None:
+    # hourly means: enough for the empty-house score (hourly profile over 90 days), far less
+    # than minute readings reveal about a household's life
     svc = hub.services
     eid = "urn:ngsi-ld:EnergyMeter:1"
-    readings = [prop(float(h), f"{OLD}{h:02d}:00:00Z", unitCode="KWT") for h in range(24)]
-    readings += [prop(100.0, "2020-03-02T06:00:00Z"), prop(200.0, "2020-03-02T18:00:00Z")]
+    readings = [prop(float(m), f"{OLD}05:{m:02d}:00Z", unitCode="KWT") for m in (0, 20, 40)]
+    readings += [prop(100.0, "2020-03-02T06:10:00Z"), prop(200.0, "2020-03-02T06:50:00Z"),
+                 prop(9.0, "2020-03-02T18:00:00Z")]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     readings.append(prop(7.0, now))
     temporal(hub, eid, "EnergyMeter", {
@@ -126,27 +129,29 @@ def test_retention_aggregates_to_daily_means(hub: Any) -> None:
     summary = svc.trust.privacy.apply_retention("default")
     (rep,) = summary["tenants"]["default"]
     assert rep["action"] == "aggregate"
-    assert rep["deleted"] == 27 and rep["aggregated"] == 2
+    assert rep["deleted"] == 7 and rep["aggregated"] == 3
     care = bearer(svc.keys.create("reader", purposes=["care"]))  # activePower is sensitive
     assert "activePower" not in history(hub, eid)
     hist = history(hub, eid, care)
     assert "inactivityAlert" not in hist
-    agg = {i["observedAt"][:10]: i for i in hist["activePower"]
+    agg = {i["observedAt"][:13]: i for i in hist["activePower"]
            if i.get("datasetId", "").startswith("urn:maeul:aggregate:")}
-    assert set(agg) == {"2020-03-01", "2020-03-02"}
-    assert agg["2020-03-01"]["value"] == pytest.approx(11.5)
-    assert agg["2020-03-02"]["value"] == pytest.approx(150.0)
-    assert agg["2020-03-01"]["datasetId"] == "urn:maeul:aggregate:P1D:avg"
-    assert agg["2020-03-01"]["unitCode"] == "KWT"
-    assert agg["2020-03-01"]["aggregation"]["value"]["count"] == 24
+    assert set(agg) == {"2020-03-01T05", "2020-03-02T06", "2020-03-02T18"}
+    assert agg["2020-03-01T05"]["value"] == pytest.approx(20.0)
+    assert agg["2020-03-02T06"]["value"] == pytest.approx(150.0)
+    assert agg["2020-03-02T18"]["value"] == pytest.approx(9.0)
+    assert agg["2020-03-01T05"]["datasetId"] == "urn:maeul:aggregate:PT1H:avg"
+    assert agg["2020-03-01T05"]["unitCode"] == "KWT"
+    assert agg["2020-03-01T05"]["aggregation"]["value"]["count"] == 3
     raw = [i for i in hist["activePower"] if "datasetId" not in i]
     assert [i["value"] for i in raw] == [7.0]  # recent readings stay as they were
     (rec,) = [a for a in svc.store.audit_log("default", 50) if a["action"] == "privacy.retention"]
-    assert rec["detail"] == {"deleted": 27, "aggregated": 2, "before": rep["before"]}
+    assert rec["detail"] == {"deleted": 7, "aggregated": 3, "before": rep["before"]}
     # aggregates are kept: a second run changes nothing
     again = svc.trust.privacy.apply_retention("default")
     assert again["deleted"] == 0 and again["aggregated"] == 0
-    assert len(history(hub, eid, care)["activePower"]) == 3
+    # three hourly means and the recent reading
+    assert len(history(hub, eid, care)["activePower"]) == 4
 
 
 def test_retention_job_command_and_route(hub: Any, capsys: pytest.CaptureFixture[str]) -> None:
