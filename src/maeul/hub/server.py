@@ -37,6 +37,10 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
 
     routes += trust_routes(svc)
 
+    from ..services.routes import service_routes
+
+    routes += service_routes(svc)
+
     async def health(request: Request) -> Response:
         return Response(orjson.dumps({"status": "ok", "store": svc.store.url.split("://")[0]}),
                         media_type="application/json")

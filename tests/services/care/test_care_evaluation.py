@@ -1,0 +1,63 @@
+"""``maeul care eval`` end to end on six months of the real UCI household file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from maeul.services.care.evaluation import cli_eval, evaluate, format_table
+from maeul.services.care.readings import load_readings
+
+
+def test_evaluation_on_six_months_of_real_data(uci_six_months: Path) -> None:
+    r = load_readings(uci_six_months)
+    rep = evaluate(r, events=24, seed=3, name="uci")
+    assert rep["readings"] == len(r) and rep["interval_s"] == 60
+    assert 3.5 < rep["months_evaluated"] < 4.5  # six months less the 60 days of learning
+    fa = rep["false_alerts"]
+    for key in ("caution_or_serious_per_household_month", "attention_per_household_month",
+                "caution_or_serious_notifications_per_household_month"):
+        assert fa[key] >= 0
+    det = rep["detection"]
+    day, night, both = det["start_06_22"], det["start_22_06"], det["all"]
+    assert day["events"] + day["skipped_open_case"] + night["events"] + \
+        night["skipped_open_case"] == both["events"] + both["skipped_open_case"] == 24
+    assert day["events"] > 0
+    for d in (day, both):
+        assert d["median_h"] is not None and 0 < d["median_h"] <= 48
+        assert 0 <= d["detected_within_12h"] <= d["detected_within_24h"] <= 1
+        assert d["attention_median_h"] <= d["median_h"]
+    assert set(rep["targets"]["met"]) == {"median", "p95", "false_alerts"}
+    text = format_table(rep)
+    assert "06:00-22:00" in text and "관심" in text
+    # the same seed gives the same events
+    assert evaluate(r, events=24, seed=3, name="uci")["detection"] == det
+
+
+def _args(path: Path, **kw: object) -> argparse.Namespace:
+    return argparse.Namespace(data=path, events=kw.get("events", 6), seed=1,
+                              json=kw.get("json", True))
+
+
+def test_cli_prints_json(uci_six_months: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_eval(None, _args(uci_six_months)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["data"] == uci_six_months.name and doc["detection"]["events_requested"] == 6
+    assert cli_eval(None, _args(uci_six_months, json=False)) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("care eval:") and json.loads(out[-1])["warmup_days"] == 60
+
+
+def test_cli_refuses_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,power_kw\n2024-01-01 00:00,1\n2024-01-01 00:01,x\n")
+    assert cli_eval(None, _args(bad)) == 2
+    assert "line 3, column power_kw" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    short.write_text("timestamp,power_kw\n" + "".join(
+        f"2024-01-{d:02d} {h:02d}:00,0.5\n" for d in range(1, 29) for h in range(24)))
+    assert cli_eval(None, _args(short)) == 2
+    assert "need at least 67 days" in capsys.readouterr().err
