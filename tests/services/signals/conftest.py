@@ -33,22 +33,33 @@ ROUTES = """<routes>
 </routes>"""
 CFG = """<configuration>
   <input><net-file value="net.net.xml"/><route-files value="routes.rou.xml"/></input>
-  <time><begin value="0"/><end value="{end}"/></time>
+  <time><begin value="0"/>{end_opt}</time>{extra_cfg}
 </configuration>"""
+# a 1 m exit lane after the crossing (east), then the road on: the twin must watch past it
+SHORT_EXIT_NODES = NODES.replace('<node id="E" x="300" y="0"/>',
+                                 '<node id="B" x="1" y="0" type="priority"/>'
+                                 '<node id="E" x="300" y="0"/>')
+SHORT_EXIT_EDGES = EDGES.replace(
+    '<edge id="CE" from="C" to="E" numLanes="1" speed="13.9"/>',
+    '<edge id="CB" from="C" to="B" numLanes="1" speed="13.9"/>'
+    '<edge id="CE" from="B" to="E" numLanes="1" speed="13.9"/>')
 
 
 def build(tmp: Path, ctype: str = "traffic_light", end: int = 600, we: int = 600,
-          ns: int = 300, extra: str = "") -> Path:
+          ns: int = 300, extra: str = "", short_exit: bool = False, cfg_end: bool = True,
+          extra_cfg: str = "") -> Path:
     """Write the crossing scenario into tmp and return its .sumocfg."""
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "n.nod.xml").write_text(NODES.format(ctype=ctype))
-    (tmp / "e.edg.xml").write_text(EDGES)
+    nodes, edges = (SHORT_EXIT_NODES, SHORT_EXIT_EDGES) if short_exit else (NODES, EDGES)
+    (tmp / "n.nod.xml").write_text(nodes.format(ctype=ctype))
+    (tmp / "e.edg.xml").write_text(edges)
     subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
                     "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
                    cwd=tmp, check=True, capture_output=True)
     (tmp / "routes.rou.xml").write_text(ROUTES.format(end=end, we=we, ns=ns, extra=extra))
     cfg = tmp / "cross.sumocfg"
-    cfg.write_text(CFG.format(end=end))
+    end_opt = f'<end value="{end}"/>' if cfg_end else ""
+    cfg.write_text(CFG.format(end_opt=end_opt, extra_cfg=extra_cfg))
     return cfg
 
 

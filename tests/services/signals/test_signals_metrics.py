@@ -73,7 +73,10 @@ def test_bench_prints_one_json_line_per_controller(crossing: Path,
     assert [x["controller"] for x in lines] == ["fixed", "maxpressure", "delaypressure"]
     for x in lines:
         assert x["seeds"] == 2 and x["throughput_mean"] > 0 and x["delay_mean"] >= 0
+        # decision time per intersection: reading detectors plus choosing, and choosing alone
+        assert 0 <= x["choose_us"] <= x["decision_us"] <= x["decision_us_max"]
     assert lines[0]["delay_ratio_fixed"] == 1.0
+    assert lines[0]["decision_us"] == 0.0  # the network's own programs decide nothing
 
 
 def test_bench_table_on_a_resco_network(capsys: pytest.CaptureFixture[str]) -> None:

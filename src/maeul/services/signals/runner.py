@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .twin import (
+    GREEN,
     ApprovalPolicy,
     Controller,
     Intersection,
@@ -21,6 +22,7 @@ from .twin import (
     _Signal,
     automatic,
     discover,
+    inside_junction,
     observe_lanes,
     open_sumo,
     read_config,
@@ -37,7 +39,8 @@ def sumo_args(cfg_copy: Path, cfg: ScenarioConfig, out: Path, seed: int,
             "--tripinfo-output", str(out), "--tripinfo-output.write-unfinished",
             "--device.emissions.probability", "1", "--no-step-log", "true",
             "--no-warnings", "true", "--log", str(out.with_suffix(".log")),
-            "--duration-log.disable", "true"]
+            "--duration-log.disable", "true", "--verbose", "false",
+            "--duration-log.statistics", "false"]
     stop = end if end is not None else cfg.end
     if stop is not None:
         args += ["--end", str(stop)]
@@ -122,7 +125,7 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
         # start on the green the network shows now, or its first green
         cur = TL.getRedYellowGreenState(inter.id)
         g = next((k for k in range(len(inter.greens)) if inter.green_state(k) == cur), 0)
-        sig[inter.id] = _Signal(g, now)
+        sig[inter.id] = _Signal(g, now, last_green=[now] * len(inter.links))
         TL.setRedYellowGreenState(inter.id, inter.green_state(g))
         if record:
             result.log.append((now, inter.id, inter.green_state(g), "green"))
@@ -132,6 +135,9 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
     def change(inter: Intersection, s: _Signal, to: int, t: float, reason: str) -> None:
         if not approval(Proposal(inter.id, t, s.green, to, reason)):
             return
+        for k, c in enumerate(inter.green_state(s.green)[:len(s.last_green)]):
+            if c in GREEN:  # these links were green until now
+                s.last_green[k] = t
         state = inter.yellow_between(s.green, to)
         TL.setRedYellowGreenState(inter.id, state)
         s.yellow_until, s.target = t + timing.yellow, to
@@ -176,10 +182,14 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
             s = sig[inter.id]
             if inter.id in preempted or s.yellow_until is not None:
                 continue
-            obs = Observation(now, s.green, now - s.since, observe_lanes(conn, inter))
             t0 = time.perf_counter()
+            obs = Observation(now, s.green, now - s.since, observe_lanes(conn, inter),
+                              s.red_times(inter, now), timing.decision, timing.yellow,
+                              inside_junction(conn, inter))
+            t1 = time.perf_counter()
             to = ctl.choose(inter, obs)
-            result.decide_seconds += time.perf_counter() - t0
+            result.decide_seconds += time.perf_counter() - t1
+            result.observe_seconds += t1 - t0
             result.decisions += 1
             if not 0 <= to < len(inter.greens):
                 raise TwinError(f"controller {ctl.name} chose phase {to} at {inter.id}, "

@@ -1,15 +1,16 @@
-"""The SUMO digital twin: scenario loading, traffic-light discovery and the control loop.
+"""The SUMO digital twin: scenario loading, the controller protocol and run settings.
 
 Any ``.sumocfg`` whose network has traffic lights works: phases, incoming lanes (extended
 upstream so a short entry lane does not blind a detector) and outgoing lanes are discovered
-from the network itself. Controllers (``controllers.py``) choose the next green at each
-decision step; the twin inserts the yellow transition, enforces minimum green and gives
-emergency vehicles priority.
+from the network itself (``lights.py``). Controllers (``controllers.py``) choose the next
+green at each decision step; the loop (``runner.py``) inserts the yellow transition, enforces
+minimum green and gives emergency vehicles priority.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
@@ -20,7 +21,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-GREEN = frozenset("Gg")
+from .lights import (
+    GREEN,
+    MIN_GAP,
+    Intersection,
+    LaneState,
+    Observation,
+    Segment,
+    discover,
+    extend_downstream,
+    extend_upstream,
+    inside_junction,
+    is_green_phase,
+    light_nodes,
+    observe_lanes,
+)
+
+# discovery and observation live in lights.py; importing them from here keeps working
+__all__ = ["GREEN", "MIN_GAP", "Intersection", "LaneState", "Observation", "Segment",
+           "discover", "extend_downstream", "extend_upstream", "inside_junction",
+           "is_green_phase", "light_nodes", "observe_lanes"]
+
 RESCO_NAMES = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7",
                "ingolstadt21", "grid4x4", "arterial4x4")
 
@@ -120,9 +141,37 @@ def read_config(path: str | Path) -> ScenarioConfig:
         if not (p.parent / f).is_file():
             raise TwinError(f"{p}: net-file {f} not found")
     begin, end = _opt(root, "begin"), _opt(root, "end")
-    return ScenarioConfig(p, nets, _files(_opt(root, "route-files")),
-                          _files(_opt(root, "additional-files")),
-                          float(begin) if begin else 0.0, float(end) if end else None)
+    routes = _files(_opt(root, "route-files"))
+    stop = float(end) if end else demand_end([p.parent / r for r in routes])
+    return ScenarioConfig(p, nets, routes, _files(_opt(root, "additional-files")),
+                          float(begin) if begin else 0.0, stop)
+
+
+def demand_end(route_files: list[Path]) -> float | None:
+    """For a configuration without an end time: the last scheduled departure (vehicles, trips,
+    flow ends) rounded up to the minute, so the run covers the demand the scenario defines
+    (Bologna's acosta: 3598 s -> 3600 s). None when the files schedule nothing."""
+    import gzip
+
+    last = None
+    for path in route_files:
+        if not path.is_file():
+            raise TwinError(f"route file not found: {path}")
+        opener: Any = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as fh:
+                for _, el in ET.iterparse(fh, events=("end",)):
+                    if el.tag not in ("vehicle", "trip", "flow", "person"):
+                        continue
+                    try:
+                        t = float(el.get("end" if el.tag == "flow" else "depart", ""))
+                    except ValueError:
+                        t = -1.0  # "triggered", "now" or absent: no fixed time
+                    last = t if last is None or t > last else last
+                    el.clear()
+        except (ET.ParseError, OSError, EOFError) as exc:
+            raise TwinError(f"{path}: not a valid route file ({exc})") from exc
+    return None if last is None or last < 0 else math.ceil(last / 60.0) * 60.0
 
 
 @contextmanager
@@ -138,183 +187,16 @@ def sandbox(cfg: ScenarioConfig) -> Iterator[Path]:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.symlink_to(src)
         copy = tmp / cfg.path.name
-        shutil.copyfile(cfg.path, copy)
+        root = ET.parse(cfg.path).getroot()
+        # settings for the GUI (a file the twin does not link) mean nothing headless
+        for parent in list(root.iter()):
+            for child in list(parent):
+                if child.tag in ("gui_only", "gui-settings-file"):
+                    parent.remove(child)
+        ET.ElementTree(root).write(copy, encoding="unicode")
         yield copy
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------- discovery
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Part of a lane watched by a detector: vehicles at positions >= start (0 = whole lane)."""
-
-    lane: str
-    start: float
-
-
-@dataclass
-class Intersection:
-    """One controlled traffic light, as discovered from the network's own program."""
-
-    id: str
-    program: str
-    states: list[str]  # every phase of the network's program, in order
-    durations: list[float]
-    greens: list[int]  # indices into states: the green phases a controller may choose
-    links: list[tuple[str, str]]  # per signal index: (incoming lane, outgoing lane), "" if none
-    in_lanes: list[str]
-    out_lanes: list[str]
-    phase_in: list[list[str]]  # per green (position in greens): incoming lanes it serves
-    phase_out: list[list[str]]
-    detect: dict[str, list[Segment]] = field(default_factory=dict)  # lane -> watched segments
-
-    def green_state(self, g: int) -> str:
-        return self.states[self.greens[g]]
-
-    def yellow_between(self, a: int, b: int) -> str:
-        """The network's yellow after green a, with every link that loses green turned yellow.
-
-        The network's own yellow is kept when it already covers the change; a link that would
-        go straight from green to red (possible when skipping phases) gets 'y' as well."""
-        src, dst = self.green_state(a), self.green_state(b)
-        i = self.greens[a]
-        nxt = self.states[(i + 1) % len(self.states)]
-        base = nxt if "y" in nxt else src
-        out = []
-        for k, (s, d) in enumerate(zip(src, dst, strict=True)):
-            if s in GREEN and d not in GREEN:
-                out.append("y")
-            elif s in GREEN:
-                out.append(base[k] if base[k] in "yGg" else s)
-            else:
-                out.append(base[k] if base[k] in "ry" else s)
-        return "".join(out)
-
-    def serving(self, link_index: int) -> list[int]:
-        """Greens (positions) that give link_index green, protected ('G') first."""
-        full = [g for g in range(len(self.greens)) if self.green_state(g)[link_index] == "G"]
-        part = [g for g in range(len(self.greens)) if self.green_state(g)[link_index] == "g"]
-        return full + part
-
-
-def is_green_phase(state: str) -> bool:
-    return any(c in GREEN for c in state) and "y" not in state.lower()
-
-
-def extend_upstream(lane: str, net: Any, length: float, tls_nodes: set[str]) -> list[Segment]:
-    """Segments covering `length` metres upstream of the stop line of `lane`.
-
-    Walks through predecessor lanes (sumolib) when the lane is shorter than `length`; stops at
-    junctions controlled by a traffic light, whose queues belong to that light."""
-    first = net.getLane(lane)
-    if first.getLength() >= length:
-        return [Segment(lane, 0.0)]
-    out = [Segment(lane, 0.0)]
-    frontier = [(first, length - first.getLength())]
-    seen = {lane}
-    while frontier:
-        cur, rest = frontier.pop()
-        node = cur.getEdge().getFromNode()
-        if node.getID() in tls_nodes:
-            continue
-        for pred in cur.getIncoming():
-            pid = pred.getID()
-            if pid in seen or pid.startswith(":"):
-                continue
-            seen.add(pid)
-            plen = pred.getLength()
-            if plen >= rest:
-                out.append(Segment(pid, plen - rest))
-            else:
-                out.append(Segment(pid, 0.0))
-                frontier.append((pred, rest - plen))
-    return out
-
-
-def discover(conn: Any, net: Any, detect_length: float) -> list[Intersection]:
-    """Every traffic light that has at least two distinct green phases in its active program."""
-    tls_nodes = {n.getID() for n in net.getNodes() if n.getType() == "traffic_light"}
-    result = []
-    for tid in conn.trafficlight.getIDList():
-        prog = conn.trafficlight.getProgram(tid)
-        logics = conn.trafficlight.getAllProgramLogics(tid)
-        logic = next((lg for lg in logics if lg.programID == prog), logics[0] if logics else None)
-        if logic is None:
-            continue
-        states = [p.state for p in logic.phases]
-        durations = [float(p.duration) for p in logic.phases]
-        greens, seen_states = [], set()
-        for i, s in enumerate(states):
-            if is_green_phase(s) and s not in seen_states:
-                greens.append(i)
-                seen_states.add(s)
-        if len(greens) < 2:
-            continue
-        links = []
-        for group in conn.trafficlight.getControlledLinks(tid):
-            links.append((group[0][0], group[0][1]) if group else ("", ""))
-        in_lanes = sorted({a for a, _ in links if a})
-        out_lanes = sorted({b for _, b in links if b})
-        phase_in, phase_out = [], []
-        for g in greens:
-            served = [k for k, c in enumerate(states[g]) if c in GREEN and k < len(links)]
-            phase_in.append(sorted({links[k][0] for k in served if links[k][0]}))
-            phase_out.append(sorted({links[k][1] for k in served if links[k][1]}))
-        inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
-                             phase_in, phase_out)
-        for lane in in_lanes:
-            inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
-        result.append(inter)
-    return result
-
-
-# ---------------------------------------------------------------------------- observation
-
-
-@dataclass
-class LaneState:
-    queue: float = 0.0  # halting vehicles (speed < 0.1 m/s)
-    count: float = 0.0  # all vehicles
-    wait: float = 0.0  # summed waiting time (s)
-
-
-@dataclass
-class Observation:
-    """What a controller sees of one intersection at a decision step."""
-
-    time: float
-    current: int  # position in Intersection.greens
-    green_time: float  # seconds the current green has been shown
-    lanes: dict[str, LaneState]
-
-
-def observe_lanes(conn: Any, inter: Intersection) -> dict[str, LaneState]:
-    """Incoming lanes with their upstream extension, and outgoing lanes."""
-    lanes: dict[str, LaneState] = {}
-    L = conn.lane
-    for lane, segs in inter.detect.items():
-        st = LaneState()
-        for seg in segs:
-            if seg.start <= 0.0:
-                st.queue += L.getLastStepHaltingNumber(seg.lane)
-                st.count += L.getLastStepVehicleNumber(seg.lane)
-                st.wait += L.getWaitingTime(seg.lane)
-            else:
-                for v in L.getLastStepVehicleIDs(seg.lane):
-                    if conn.vehicle.getLanePosition(v) >= seg.start:
-                        st.count += 1
-                        if conn.vehicle.getSpeed(v) < 0.1:
-                            st.queue += 1
-                        st.wait += conn.vehicle.getWaitingTime(v)
-        lanes[lane] = st
-    for lane in inter.out_lanes:
-        if lane not in lanes:
-            lanes[lane] = LaneState(L.getLastStepHaltingNumber(lane),
-                                    L.getLastStepVehicleNumber(lane), 0.0)
-    return lanes
 
 
 class Controller(Protocol):
@@ -372,6 +254,13 @@ class _Signal:
     since: float
     yellow_until: float | None = None
     target: int = 0
+    last_green: list[float] = field(default_factory=list)  # per link: when it was last green
+
+    def red_times(self, inter: Intersection, now: float) -> list[float]:
+        """Seconds each link has been without green (0 while it is green)."""
+        shown = inter.green_state(self.green) if self.yellow_until is None else ""
+        return [0.0 if k < len(shown) and shown[k] in GREEN else now - t
+                for k, t in enumerate(self.last_green)]
 
 
 @dataclass
@@ -380,6 +269,7 @@ class RunResult:
     end: float
     decisions: int = 0
     decide_seconds: float = 0.0  # time spent inside controllers' choose()
+    observe_seconds: float = 0.0  # time spent reading the intersections' detectors
     changes: int = 0
     log: list[tuple[float, str, str, str]] = field(default_factory=list)  # (t, tls, state, kind)
 

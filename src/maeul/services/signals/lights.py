@@ -1,0 +1,332 @@
+"""What the twin reads at each traffic light: discovery from the network and observation.
+
+Discovery finds, per light, the network's green phases, the lanes each serves (incoming lanes
+extended upstream, outgoing lanes extended downstream) and the lanes inside the junction;
+observation reads queues, room downstream and vehicles inside the junction at a decision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+GREEN = frozenset("Gg")
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Part of a lane watched by a detector: positions in [start, end) (0, inf = whole lane)."""
+
+    lane: str
+    start: float
+    end: float = math.inf
+
+    @property
+    def whole(self) -> bool:
+        return self.start <= 0.0 and self.end == math.inf
+
+
+@dataclass
+class Intersection:
+    """One controlled traffic light, as discovered from the network's own program."""
+
+    id: str
+    program: str
+    states: list[str]  # every phase of the network's program, in order
+    durations: list[float]
+    greens: list[int]  # indices into states: the green phases a controller may choose
+    links: list[tuple[str, str]]  # per signal index: (incoming lane, outgoing lane), "" if none
+    in_lanes: list[str]
+    out_lanes: list[str]
+    phase_in: list[list[str]]  # per green (position in greens): incoming lanes it serves
+    phase_out: list[list[str]]
+    detect: dict[str, list[Segment]] = field(default_factory=dict)  # lane -> watched segments
+    # outgoing lane -> the lane and, when it is short, the lanes after it (spillback watch)
+    downstream: dict[str, list[Segment]] = field(default_factory=dict)
+    room_length: dict[str, float] = field(default_factory=dict)  # metres watched downstream
+    # per green: for each incoming lane it serves, the outgoing lanes it feeds in that green
+    phase_links: list[dict[str, list[str]]] = field(default_factory=list)
+    via: list[list[str]] = field(default_factory=list)  # per signal index: lanes inside it
+
+    def green_state(self, g: int) -> str:
+        return self.states[self.greens[g]]
+
+    def yellow_between(self, a: int, b: int) -> str:
+        """The network's yellow after green a, with every link that loses green turned yellow.
+
+        The network's own yellow is kept when it already covers the change; a link that would
+        go straight from green to red (possible when skipping phases) gets 'y' as well."""
+        src, dst = self.green_state(a), self.green_state(b)
+        i = self.greens[a]
+        nxt = self.states[(i + 1) % len(self.states)]
+        base = nxt if "y" in nxt else src
+        out = []
+        for k, (s, d) in enumerate(zip(src, dst, strict=True)):
+            if s in GREEN and d not in GREEN:
+                out.append("y")
+            elif s in GREEN:
+                out.append(base[k] if base[k] in "yGg" else s)
+            else:
+                out.append(base[k] if base[k] in "ry" else s)
+        return "".join(out)
+
+    def serving(self, link_index: int) -> list[int]:
+        """Greens (positions) that give link_index green, protected ('G') first."""
+        full = [g for g in range(len(self.greens)) if self.green_state(g)[link_index] == "G"]
+        part = [g for g in range(len(self.greens)) if self.green_state(g)[link_index] == "g"]
+        return full + part
+
+
+def is_green_phase(state: str) -> bool:
+    return any(c in GREEN for c in state) and "y" not in state.lower()
+
+
+def extend_upstream(lane: str, net: Any, length: float, tls_nodes: set[str]) -> list[Segment]:
+    """Segments covering `length` metres upstream of the stop line of `lane`.
+
+    Walks through predecessor lanes (sumolib) when the lane is shorter than `length`; stops at
+    junctions controlled by a traffic light, whose queues belong to that light."""
+    first = net.getLane(lane)
+    if first.getLength() >= length:
+        return [Segment(lane, 0.0)]
+    out = [Segment(lane, 0.0)]
+    frontier = [(first, length - first.getLength())]
+    seen = {lane}
+    while frontier:
+        cur, rest = frontier.pop()
+        node = cur.getEdge().getFromNode()
+        if node.getID() in tls_nodes:
+            continue
+        for pred in cur.getIncoming():
+            pid = pred.getID()
+            if pid in seen or pid.startswith(":"):
+                continue
+            seen.add(pid)
+            plen = pred.getLength()
+            if plen >= rest:
+                out.append(Segment(pid, plen - rest))
+            else:
+                out.append(Segment(pid, 0.0))
+                frontier.append((pred, rest - plen))
+    return out
+
+
+def extend_downstream(lane: str, net: Any, length: float,
+                      tls_nodes: set[str]) -> tuple[list[Segment], float]:
+    """Segments covering at least `length` metres after the start of outgoing `lane`, and the
+    metres they watch.
+
+    A 10 m outgoing lane holds one car, so whether a movement can discharge depends on the
+    lanes behind it; the walk follows successors through junctions without a light (each
+    branch fully, so the room of branches adds up) and stops at another light's junction."""
+    first = net.getLane(lane)
+    out, watched = [Segment(lane, 0.0)], first.getLength()
+    frontier = [(first, length - first.getLength())]
+    seen = {lane}
+    while frontier:
+        cur, rest = frontier.pop()
+        if rest <= 0 or cur.getEdge().getToNode().getID() in tls_nodes:
+            continue
+        for link in cur.getOutgoing():
+            nxt = link.getToLane()
+            nid = nxt.getID()
+            if nid in seen or nid.startswith(":"):
+                continue
+            seen.add(nid)
+            nlen = nxt.getLength()
+            if nlen > rest:
+                out.append(Segment(nid, 0.0, rest))
+                watched += rest
+            else:
+                out.append(Segment(nid, 0.0))
+                watched += nlen
+                frontier.append((nxt, rest - nlen))
+    return out, watched
+
+
+def _internal_chain(conn: Any, via: str) -> list[str]:
+    """The lanes a link's vehicles use inside the junction: a turn that waits for a gap
+    halfway has two (SUMO's internal junction splits it)."""
+    chain = [via] if via else []
+    while chain and len(chain) < 4:
+        links = conn.lane.getLinks(chain[-1])
+        if not links:
+            break
+        nxt = links[0][0] if links[0][0].startswith(":") else links[0][4]
+        if not nxt or not nxt.startswith(":") or nxt in chain:
+            break
+        chain.append(nxt)
+    return chain
+
+
+def light_nodes(net: Any) -> set[str]:
+    """Junctions controlled by a traffic light (the node type alone misses clusters and
+    right-on-red lights)."""
+    nodes = {n.getID() for n in net.getNodes() if n.getType().startswith("traffic_light")}
+    for tls in net.getTrafficLights():
+        for conn in tls.getConnections():
+            nodes.add(conn[0].getEdge().getToNode().getID())
+    return nodes
+
+
+def discover(conn: Any, net: Any, detect_length: float,
+             spill_length: float = 50.0) -> list[Intersection]:
+    """Every traffic light that has at least two distinct green phases in its active program."""
+    tls_nodes = light_nodes(net)
+    result = []
+    for tid in conn.trafficlight.getIDList():
+        prog = conn.trafficlight.getProgram(tid)
+        logics = conn.trafficlight.getAllProgramLogics(tid)
+        logic = next((lg for lg in logics if lg.programID == prog), logics[0] if logics else None)
+        if logic is None:
+            continue
+        states = [p.state for p in logic.phases]
+        durations = [float(p.duration) for p in logic.phases]
+        greens, seen_states = [], set()
+        for i, s in enumerate(states):
+            if is_green_phase(s) and s not in seen_states:
+                greens.append(i)
+                seen_states.add(s)
+        if len(greens) < 2:
+            continue
+        links, via = [], []
+        for group in conn.trafficlight.getControlledLinks(tid):
+            links.append((group[0][0], group[0][1]) if group else ("", ""))
+            via.append(_internal_chain(conn, group[0][2]) if group and len(group[0]) > 2
+                       else [])
+        in_lanes = sorted({a for a, _ in links if a})
+        out_lanes = sorted({b for _, b in links if b})
+        phase_in, phase_out, phase_links = [], [], []
+        for g in greens:
+            served = [k for k, c in enumerate(states[g]) if c in GREEN and k < len(links)]
+            phase_in.append(sorted({links[k][0] for k in served if links[k][0]}))
+            phase_out.append(sorted({links[k][1] for k in served if links[k][1]}))
+            feeds: dict[str, list[str]] = {}
+            for k in served:
+                a, b = links[k]
+                if a and b and b not in feeds.setdefault(a, []):
+                    feeds[a].append(b)
+            phase_links.append(feeds)
+        inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
+                             phase_in, phase_out, phase_links=phase_links, via=via)
+        for lane in in_lanes:
+            inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
+        for lane in out_lanes:
+            segs, watched = extend_downstream(lane, net, spill_length, tls_nodes)
+            inter.downstream[lane], inter.room_length[lane] = segs, watched
+        result.append(inter)
+    return result
+
+
+# ---------------------------------------------------------------------------- observation
+
+
+# SUMO's default minimum gap (m); standing vehicles occupy their length plus this
+MIN_GAP = 2.5
+
+
+@dataclass
+class LaneState:
+    queue: float = 0.0  # halting vehicles (speed < 0.1 m/s)
+    count: float = 0.0  # all vehicles
+    wait: float = 0.0  # summed waiting time (s)
+    head_wait: float = 0.0  # incoming: waiting time of the vehicle nearest the stop line (s)
+    head_to: str = ""  # incoming: the outgoing lane that vehicle takes next ("" if unknown)
+    room: float = math.inf  # outgoing: vehicles that still fit in the watched stretch
+    room_halted: float = math.inf  # the same counting only halted vehicles as occupying
+
+
+@dataclass
+class Observation:
+    """What a controller sees of one intersection at a decision step."""
+
+    time: float
+    current: int  # position in Intersection.greens
+    green_time: float  # seconds the current green has been shown
+    lanes: dict[str, LaneState]
+    red: list[float] = field(default_factory=list)  # per signal link: seconds since last green
+    decision: float = 10.0  # seconds until the next decision
+    yellow: float = 3.0  # yellow shown before a new green
+    inside: list[int] = field(default_factory=list)  # per link: vehicles inside the junction
+
+
+def _segment(conn: Any, seg: Segment, st: LaneState, with_wait: bool) -> float:
+    """Add the vehicles of one watched segment to st; returns metres they occupy."""
+    L = conn.lane
+    if seg.whole:
+        n = L.getLastStepVehicleNumber(seg.lane)
+        st.queue += L.getLastStepHaltingNumber(seg.lane)
+        st.count += n
+        if with_wait:
+            st.wait += L.getWaitingTime(seg.lane)
+        return float(n * (L.getLastStepLength(seg.lane) + MIN_GAP)) if n else 0.0
+    V, used = conn.vehicle, 0.0
+    for v in L.getLastStepVehicleIDs(seg.lane):
+        if seg.start <= V.getLanePosition(v) < seg.end:
+            st.count += 1
+            if V.getSpeed(v) < 0.1:
+                st.queue += 1
+            if with_wait:
+                st.wait += V.getWaitingTime(v)
+            used += V.getLength(v) + MIN_GAP
+    return used
+
+
+def _head(conn: Any, segs: list[Segment]) -> str:
+    """The vehicle nearest the stop line: on the lane itself, else on its upstream segments
+    (a 1 m entry lane is usually empty while its queue stands on the lane before)."""
+    for seg in segs:
+        ids = conn.lane.getLastStepVehicleIDs(seg.lane)  # by position: the last leads
+        for v in reversed(ids):
+            if conn.vehicle.getLanePosition(v) >= seg.start:
+                return str(v)
+    return ""
+
+
+def observe_lanes(conn: Any, inter: Intersection) -> dict[str, LaneState]:
+    """Incoming lanes with their upstream extension; outgoing lanes (queue and count of the
+    lane itself, as max-pressure defines them) with the room left downstream."""
+    lanes: dict[str, LaneState] = {}
+    L = conn.lane
+    outs = set(inter.out_lanes)
+    for lane, segs in inter.detect.items():
+        st = LaneState()
+        for seg in segs:
+            _segment(conn, seg, st, True)
+        head = _head(conn, segs)
+        if head:
+            st.head_wait = conn.vehicle.getWaitingTime(head)
+            # the head's link at this light: the first of its next links leaving here
+            for link in conn.vehicle.getNextLinks(head)[:len(segs) + 1]:
+                if link[0] in outs:
+                    st.head_to = link[0]
+                    break
+        lanes[lane] = st
+    for lane in inter.out_lanes:
+        segs = inter.downstream.get(lane, [Segment(lane, 0.0)])
+        span = LaneState()
+        used = sum(_segment(conn, seg, span, False) for seg in segs)
+        watched = inter.room_length.get(lane, L.getLength(lane))
+        # metres per vehicle at standstill, from the vehicles seen (or a car's)
+        per = used / span.count if span.count else 5.0 + MIN_GAP
+        room = max(0.0, (watched - used) / per)
+        room_halted = max(0.0, (watched - span.queue * per) / per)
+        if lane in lanes:  # also an incoming lane of this light (a loop): keep both views
+            lanes[lane].room, lanes[lane].room_halted = room, room_halted
+            continue
+        if segs[0].whole and len(segs) == 1:
+            q, c = span.queue, span.count
+        else:
+            q, c = L.getLastStepHaltingNumber(lane), L.getLastStepVehicleNumber(lane)
+        lanes[lane] = LaneState(q, c, room=room, room_halted=room_halted)
+    return lanes
+
+
+def inside_junction(conn: Any, inter: Intersection) -> list[int]:
+    """Per link: vehicles on its lanes inside the junction (turners waiting for a gap)."""
+    count = conn.lane.getLastStepVehicleNumber
+    return [sum(count(v) for v in chain) for chain in inter.via]
