@@ -38,6 +38,8 @@ def add_parsers(sub: Any, add_common: Any) -> None:
     sb.add_argument("--workers", type=int, default=2,
                     help="parallel simulations (one per process)")
     sb.add_argument("--end", type=float, help="override the configuration's end time (s)")
+    sb.add_argument("--seed-start", type=int, default=0,
+                    help="first seed (tuning used 100 and up; reports use 0..N-1)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

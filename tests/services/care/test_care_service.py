@@ -20,6 +20,17 @@ T = "default"
 KST = timedelta(hours=9)
 
 
+@pytest.fixture(autouse=True)
+def _declared_entries_restored() -> Iterator[None]:
+    # enrolment declares the care entry process-wide; other tests count declared entries
+    from maeul.trust.registry_model import DECLARED
+
+    before = dict(DECLARED)
+    yield
+    DECLARED.clear()
+    DECLARED.update(before)
+
+
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[Any]:
     from maeul.hub.server import build_app

@@ -104,9 +104,9 @@ def starving(inter: Intersection, obs: Observation, max_red: float) -> int | Non
 
     A link is starving when its incoming lane holds a halted vehicle (whose head takes this
     link, when known), its outgoing lane has room (a movement held by spillback waits for the
-    road, not for the signal), and it would
-    pass max_red before the next chance to serve it (next decision plus yellow). Among the
-    greens serving starving links, the one serving the longest-red link wins."""
+    road, not for the signal), and it would pass max_red before the next chance to serve it
+    (next decision plus yellow). Among the greens serving starving links, the one serving the
+    longest-red link wins."""
     if not obs.red or max_red <= 0:
         return None
     lead = obs.decision + obs.yellow
@@ -135,8 +135,8 @@ def clear_box(inter: Intersection, obs: Observation, scores: list[float], pick: 
     """Do not cut a permissive green while its turners are still inside the junction.
 
     Turners that entered on a permissive green ('g') wait inside the junction for a gap;
-    when a conflicting green starts they are stranded, and on cologne3's clustered junction
-    every lock-up we traced began that way (and never resolved: no teleporting). The best
+    when a conflicting green starts they are stranded; holding such greens removed every
+    lock-up (never resolved: no teleporting) on 60 tuning seeds of cologne3. The best
     green that keeps those links green wins; with none, the current green stays."""
     if pick == obs.current or not obs.inside:
         return pick
