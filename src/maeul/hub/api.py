@@ -45,6 +45,7 @@ from .http import (
     qparam_int,
     qparam_list,
     read_body,
+    request_caller,
     resolve_ctx,
     respond,
     tenant_of,
@@ -65,15 +66,7 @@ class Api:
 
     # -- request plumbing ------------------------------------------------------------------
     def caller(self, request: Request) -> Caller:
-        from .auth import ADMIN
-
-        if not self.settings.auth_enabled:
-            return ADMIN
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        key = key or request.headers.get("x-api-key")
-        caller: Caller = self.s.keys.verify(key)
-        return caller
+        return request_caller(self.s, request)
 
     async def req(
         self, request: Request, right: str, body: bool = False, geojson: bool = False,

@@ -48,6 +48,20 @@ class Req:
     body: Any = None
 
 
+def request_caller(services: Any, request: Request) -> Caller:
+    """The caller of a request: its API key (Bearer or X-API-Key) verified, or anonymous;
+    admin for every request when the settings turn authentication off (tests only)."""
+    from .auth import ADMIN
+
+    if not services.settings.auth_enabled:
+        return ADMIN
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    key = key or request.headers.get("x-api-key")
+    caller: Caller = services.keys.verify(key)
+    return caller
+
+
 def problem_response(err: NgsiError, instance: str | None = None) -> Response:
     body = orjson.dumps(err.problem(instance))
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..hub.auth import ADMIN, Caller
+from ..hub.auth import Caller
 from ..hub.errors import BadRequestData, Conflict, Forbidden, ResourceNotFound
-from ..hub.http import JSON, read_body, tenant_of
+from ..hub.http import JSON, read_body, request_caller, tenant_of
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -46,13 +46,7 @@ class TrustApi:
         self.settings = services.settings
 
     def caller(self, request: Request) -> Caller:
-        if not self.settings.auth_enabled:
-            return ADMIN
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        key = key or request.headers.get("x-api-key")
-        caller: Caller = self.s.keys.verify(key)
-        return caller
+        return request_caller(self.s, request)
 
     def authorize(self, request: Request, right: str) -> tuple[str, Caller]:
         """The tenant and caller; raises Unauthorized/Forbidden unless ``right`` is held."""

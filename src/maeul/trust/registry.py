@@ -288,6 +288,26 @@ class Registry:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def ensure_system(services: Any, tenant: str, entry: dict[str, Any], answers: dict[str, Any],
+                  assessor: str) -> int:
+    """Declare a service's entry, sync it into ``tenant`` and score its shipped answers
+    unless the city assessed the system itself (``assessor`` marks the shipped assessment);
+    the system's current level. Services call this when they start."""
+    from .impact import KIND as ASSESSMENT_KIND
+
+    if entry["id"] not in DECLARED:
+        declare(entry)
+    trust = services.trust
+    trust.registry.ensure(tenant)
+    if trust.registry.get(tenant, entry["id"]) is None:
+        trust.registry.sync(tenant)  # a tenant created after this process synced it
+    current = services.store.reader().get_json(ASSESSMENT_KIND, tenant, entry["id"])
+    if current is None or (current.get("actor") == assessor
+                           and current.get("answers") != answers):
+        current = trust.impact.assess(tenant, entry["id"], answers, assessor)
+    return int(current["level"])
+
+
 def _load(tx: Tx, tenant: str, entry_id: str) -> dict[str, Any]:
     doc = tx.get_json(KIND, tenant, entry_id)
     if doc is None:

@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from ...trust.impact import KIND as ASSESSMENT_KIND
-from ...trust.registry import declare
+from ...trust.registry import declare, ensure_system
 from ...trust.registry_model import DECLARED, validate_fields
 
 SYSTEM_ID = "care-alerts"
@@ -152,14 +151,4 @@ def shipped_answers() -> dict[str, Any]:
 
 def ensure_registered(services: Any, tenant: str) -> int:
     """Sync the entry into ``tenant`` and assess it (unless the city did); the level."""
-    declare_entry()
-    trust = services.trust
-    trust.registry.ensure(tenant)
-    if trust.registry.get(tenant, SYSTEM_ID) is None:
-        trust.registry.sync(tenant)
-    answers = shipped_answers()["answers"]
-    current = services.store.reader().get_json(ASSESSMENT_KIND, tenant, SYSTEM_ID)
-    if current is None or (current.get("actor") == ASSESSOR
-                           and current.get("answers") != answers):
-        current = trust.impact.assess(tenant, SYSTEM_ID, answers, ASSESSOR)
-    return int(current["level"])
+    return ensure_system(services, tenant, ENTRY, shipped_answers()["answers"], ASSESSOR)

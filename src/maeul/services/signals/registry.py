@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 
-from ...trust.impact import KIND as ASSESSMENT_KIND
-from ...trust.registry import declare
+from ...trust.registry import declare, ensure_system
 from ...trust.registry_model import DECLARED, validate_fields
 
 SYSTEM_ID = "traffic-signal-control"
@@ -174,19 +173,5 @@ def shipped_answers() -> dict[str, Any]:
 
 
 def ensure_registered(services: Any, tenant: str) -> int:
-    """Sync the entry into ``tenant`` and assess it; returns the assessed level.
-
-    The shipped answers are scored when the system has no assessment yet, or when the one
-    stored was the shipped one and the answers changed; an assessment the city made itself
-    is kept as it is."""
-    declare_entry()
-    trust = services.trust
-    trust.registry.ensure(tenant)
-    if trust.registry.get(tenant, SYSTEM_ID) is None:
-        trust.registry.sync(tenant)  # a tenant created after this process synced it
-    answers = shipped_answers()["answers"]
-    current = services.store.reader().get_json(ASSESSMENT_KIND, tenant, SYSTEM_ID)
-    if current is None or (current.get("actor") == ASSESSOR
-                           and current.get("answers") != answers):
-        current = trust.impact.assess(tenant, SYSTEM_ID, answers, ASSESSOR)
-    return int(current["level"])
+    """Sync the entry into ``tenant`` and assess it (unless the city did); the level."""
+    return ensure_system(services, tenant, ENTRY, shipped_answers()["answers"], ASSESSOR)
