@@ -3,6 +3,8 @@ helpers imported ``from conftest``, so they live here)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +23,21 @@ def make_settings(store_url: str, tmp_path: Path, **extra: Any) -> Any:
     }
     base.update(extra)
     return Settings(**base)
+
+
+@contextmanager
+def app_client(settings: Any) -> Iterator[Any]:
+    """An in-process HTTP client of a whole maeul app (lifespan run, so its workers run);
+    ``client.services`` is the app's Services."""
+    import warnings
+
+    from maeul.hub.server import build_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from starlette.testclient import TestClient
+
+        app = build_app(settings)
+        with TestClient(app) as client:
+            client.services = app.state.services  # type: ignore[attr-defined]
+            yield client

@@ -277,28 +277,20 @@ def test_old_sqlite_file_gains_the_chain(tmp_path: Path) -> None:
 
 # -- HTTP -----------------------------------------------------------------------------------
 def test_verify_over_http_needs_admin(store_url: str, tmp_path: Path) -> None:
-    import warnings
+    from support import app_client, make_settings
 
-    from maeul.hub.server import build_app
-    from support import make_settings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(make_settings(store_url, tmp_path, auth_enabled=True))
-        with TestClient(app) as c:
-            keys = app.state.services.keys
-            admin = keys.create("admin")
-            reader = keys.create("reader")
-            r = c.post("/trust/v1/audit/verify", headers={"Authorization": f"Bearer {reader}"})
-            assert r.status_code == 403
-            r = c.post("/trust/v1/audit/verify")
-            assert r.status_code == 401
-            r = c.post("/trust/v1/audit/verify", headers={"Authorization": f"Bearer {admin}"})
-            assert r.status_code == 200, r.text
-            assert r.json()["ok"] is True and r.json()["records"] >= 2
-            r = c.get("/trust/v1/audit?limit=5&allTenants=true",
-                      headers={"Authorization": f"Bearer {admin}"})
-            assert r.status_code == 200
-            assert any(rec["action"] == "key.create" for rec in r.json())
+    with app_client(make_settings(store_url, tmp_path, auth_enabled=True)) as c:
+        keys = c.services.keys
+        admin = keys.create("admin")
+        reader = keys.create("reader")
+        r = c.post("/trust/v1/audit/verify", headers={"Authorization": f"Bearer {reader}"})
+        assert r.status_code == 403
+        r = c.post("/trust/v1/audit/verify")
+        assert r.status_code == 401
+        r = c.post("/trust/v1/audit/verify", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["ok"] is True and r.json()["records"] >= 2
+        r = c.get("/trust/v1/audit?limit=5&allTenants=true",
+                  headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200
+        assert any(rec["action"] == "key.create" for rec in r.json())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from test_decisions import OP1, SERVICE, SIG, P, T, _city, proposal
 
 from maeul.hub.app import Services
 from maeul.hub.errors import BadRequestData, ResourceNotFound
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -75,22 +74,15 @@ def test_unknown_system_or_target_is_404(svc: Services) -> None:
 # -- HTTP -------------------------------------------------------------------------------------
 @pytest.fixture
 def web(store_url: str, tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False))
-        with TestClient(app) as c:
-            s = app.state.services
-            _city(s)
-            c.services = s
-            c.keys = {role: {"Authorization": f"Bearer {s.keys.create(role, T)}"}
-                      for role in ("service", "reader", "admin")}
-            c.keys["op1"] = {"Authorization": f"Bearer {s.keys.create('operator', T)}"}
-            c.keys["op2"] = {"Authorization": f"Bearer {s.keys.create('operator', T)}"}
-            yield c
+    with app_client(make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False)) as c:
+        s = c.services
+        _city(s)
+        c.services = s
+        c.keys = {role: {"Authorization": f"Bearer {s.keys.create(role, T)}"}
+                  for role in ("service", "reader", "admin")}
+        c.keys["op1"] = {"Authorization": f"Bearer {s.keys.create('operator', T)}"}
+        c.keys["op2"] = {"Authorization": f"Bearer {s.keys.create('operator', T)}"}
+        yield c
 
 
 def test_http_queue_approve_and_rollback(web: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from maeul.hub.entities import expand_entity
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -31,19 +30,11 @@ def iso(t: datetime) -> str:
 
 
 def _client(settings: Any) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(settings)
-        with TestClient(app) as c:
-            s = app.state.services
-            c.services = s  # type: ignore[attr-defined]
-            c.admin = {"Authorization": f"Bearer {s.keys.create('admin')}"}  # type: ignore
-            c.reader = {"Authorization": f"Bearer {s.keys.create('reader', 'default')}"}  # type: ignore
-            yield c
+    with app_client(settings) as c:
+        s = c.services
+        c.admin = {"Authorization": f"Bearer {s.keys.create('admin')}"}  # type: ignore
+        c.reader = {"Authorization": f"Bearer {s.keys.create('reader', 'default')}"}  # type: ignore
+        yield c
 
 
 @pytest.fixture

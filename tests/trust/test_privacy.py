@@ -4,14 +4,13 @@ the database, masking of citizens' text and its encrypted original (both store b
 from __future__ import annotations
 
 import stat
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -24,19 +23,11 @@ PSEUDO = "urn:maeul:pseudonym:"
 
 @pytest.fixture
 def hub(store_url: str, tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
     settings = make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False,
                              secrets_dir=tmp_path / "secrets")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(settings)
-        with TestClient(app) as c:
-            c.services = app.state.services  # type: ignore[attr-defined]
-            c.admin = bearer(c.services.keys.create("admin"))  # type: ignore[attr-defined]
-            yield c
+    with app_client(settings) as c:
+        c.admin = bearer(c.services.keys.create("admin"))  # type: ignore[attr-defined]
+        yield c
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ scanner routes with their roles and bad input."""
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from maeul.trust.privacy_policy import PolicyError, load_policy, parse_duration, parse_policy
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -123,18 +122,10 @@ def test_durations() -> None:
 
 @pytest.fixture
 def hub(store_url: str, tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
     settings = make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False,
                              secrets_dir=tmp_path / "secrets")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(settings)
-        with TestClient(app) as c:
-            c.services = app.state.services  # type: ignore[attr-defined]
-            yield c
+    with app_client(settings) as c:
+        yield c
 
 
 def test_policy_route_roles(hub: Any) -> None:

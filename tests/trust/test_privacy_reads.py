@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -35,35 +35,27 @@ def prop(value: Any, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def hub(store_url: str, tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
     settings = make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False,
                              secrets_dir=tmp_path / "secrets")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(settings)
-        with TestClient(app) as c:
-            svc = app.state.services
-            c.services = svc  # type: ignore[attr-defined]
-            keys = svc.keys
-            c.k = {  # type: ignore[attr-defined]
-                "admin": bearer(keys.create("admin")),
-                "operator": bearer(keys.create("operator")),
-                "reader": bearer(keys.create("reader")),
-                "care": bearer(keys.create("reader", purposes=["care"])),
-                "care_op": bearer(keys.create("operator", purposes=["care", "x-other"])),
-                "traffic": bearer(keys.create("operator", purposes=["traffic-operations"])),
-            }
-            for n, level in ((1, 3), (2, 1)):
-                r = c.post(f"{B}/entities", headers=c.k["admin"], json={
-                    "id": f"urn:ngsi-ld:CareHousehold:{n}", "type": "CareHousehold",
-                    "residentName": prop(f"주민{n}"), "status": prop("enrolled"),
-                    "careLevel": prop(level, observedAt="2024-05-01T00:00:00Z"),
-                    "healthConditions": prop("dementia"), "livesAlone": prop(True)})
-                assert r.status_code == 201, r.text
-            yield c
+    with app_client(settings) as c:
+        svc = c.services
+        keys = svc.keys
+        c.k = {  # type: ignore[attr-defined]
+            "admin": bearer(keys.create("admin")),
+            "operator": bearer(keys.create("operator")),
+            "reader": bearer(keys.create("reader")),
+            "care": bearer(keys.create("reader", purposes=["care"])),
+            "care_op": bearer(keys.create("operator", purposes=["care", "x-other"])),
+            "traffic": bearer(keys.create("operator", purposes=["traffic-operations"])),
+        }
+        for n, level in ((1, 3), (2, 1)):
+            r = c.post(f"{B}/entities", headers=c.k["admin"], json={
+                "id": f"urn:ngsi-ld:CareHousehold:{n}", "type": "CareHousehold",
+                "residentName": prop(f"주민{n}"), "status": prop("enrolled"),
+                "careLevel": prop(level, observedAt="2024-05-01T00:00:00Z"),
+                "healthConditions": prop("dementia"), "livesAlone": prop(True)})
+            assert r.status_code == 201, r.text
+        yield c
 
 
 def reads(hub: Any) -> list[dict[str, Any]]:

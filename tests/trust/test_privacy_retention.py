@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support import make_settings
+from support import app_client, make_settings
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::starlette.exceptions.StarletteDeprecationWarning"
@@ -36,20 +35,12 @@ def prop(value: Any, at: str | None = None, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def hub(store_url: str, tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
     settings = make_settings(store_url, tmp_path, auth_enabled=True, trust_jobs=False,
                              secrets_dir=tmp_path / "secrets", retention_interval_s=120)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        app = build_app(settings)
-        with TestClient(app) as c:
-            c.services = app.state.services  # type: ignore[attr-defined]
-            c.settings = settings  # type: ignore[attr-defined]
-            c.admin = bearer(c.services.keys.create("admin"))  # type: ignore[attr-defined]
-            yield c
+    with app_client(settings) as c:
+        c.settings = settings  # type: ignore[attr-defined]
+        c.admin = bearer(c.services.keys.create("admin"))  # type: ignore[attr-defined]
+        yield c
 
 
 def temporal(hub: Any, eid: str, etype: str, attrs: dict[str, list[dict[str, Any]]]) -> None:

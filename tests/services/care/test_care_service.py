@@ -4,7 +4,6 @@ alerts as proposals that a care worker answers, absences, privacy of welfare dat
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from support import make_settings
+from support import app_client, make_settings
 
 B = "/ngsi-ld/v1"
 DV = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -33,25 +32,17 @@ def _declared_entries_restored() -> Iterator[None]:
 
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[Any]:
-    from maeul.hub.server import build_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from starlette.testclient import TestClient
-
-        settings = make_settings(f"sqlite:///{tmp_path}/care.db", tmp_path, auth_enabled=True,
-                                 trust_jobs=False)
-        app = build_app(settings)
-        with TestClient(app) as c:
-            s = app.state.services
-            c.services = s  # type: ignore[attr-defined]
-            hdr = lambda key: {"Authorization": f"Bearer {key}"}  # noqa: E731
-            c.officer = hdr(s.keys.create("operator", purposes=["care"]))  # type: ignore[attr-defined]
-            c.worker = hdr(s.keys.create("operator", purposes=["care"]))  # type: ignore[attr-defined]
-            c.plain = hdr(s.keys.create("operator"))  # type: ignore[attr-defined]
-            c.reader = hdr(s.keys.create("reader"))  # type: ignore[attr-defined]
-            c.admin = hdr(s.keys.create("admin"))  # type: ignore[attr-defined]
-            yield c
+    settings = make_settings(f"sqlite:///{tmp_path}/care.db", tmp_path, auth_enabled=True,
+                             trust_jobs=False)
+    with app_client(settings) as c:
+        s = c.services
+        hdr = lambda key: {"Authorization": f"Bearer {key}"}  # noqa: E731
+        c.officer = hdr(s.keys.create("operator", purposes=["care"]))  # type: ignore[attr-defined]
+        c.worker = hdr(s.keys.create("operator", purposes=["care"]))  # type: ignore[attr-defined]
+        c.plain = hdr(s.keys.create("operator"))  # type: ignore[attr-defined]
+        c.reader = hdr(s.keys.create("reader"))  # type: ignore[attr-defined]
+        c.admin = hdr(s.keys.create("admin"))  # type: ignore[attr-defined]
+        yield c
 
 
 ENROL = {"residentId": "800101-1234567", "meterId": "KEPCO-0042-7781", "district": "중앙동",
@@ -211,6 +202,8 @@ def test_vacancy_is_published_per_district_never_per_home(city: Any) -> None:
         s.store.write(lambda tx, rows=rows: tx.add_history(T, rows, ["EnergyMeter"]))
     r = city.get("/public/v1/vacancy")  # anonymous: aggregated figures only
     assert r.status_code == 200
+    assert r.json()["districts"]["중앙동"]["buildings"] == 10
+    assert "withheld" in r.json()["districts"]["북동"] and "EnergyMeter:v" not in r.text
     out = s.care.vacancy_by_district(T, now=now)
     central = out["districts"]["중앙동"]
     assert central["buildings"] == 10
