@@ -108,6 +108,54 @@ class Settings(BaseSettings):
     trust_jobs: bool = Field(
         True, description="Run the trust layer's scheduled jobs in this process."
     )
+    # -- civic desk -----------------------------------------------------------------------
+    city_timezone: str = Field(
+        "Asia/Seoul", description="The city's time zone (reading times in complaints, SLAs)."
+    )
+    civic_taxonomy: Path | None = Field(
+        None,
+        description="JSON file of the city's complaint categories, departments and SLAs; the "
+        "built-in taxonomy of a Korean city when unset.",
+    )
+    civic_docs_dir: Path | None = Field(
+        None,
+        description="Folder of the city's documents (Markdown, HTML, PDF, text) the desk "
+        "answers from; the built-in sample documents when unset.",
+    )
+    civic_cache_dir: Path = Field(
+        Path("var/civic"), description="Where the desk keeps its document index cache."
+    )
+    civic_media_dir: Path = Field(
+        Path("var/media"), description="Where photos attached to complaints are stored."
+    )
+    civic_media_max_bytes: int = Field(
+        5_000_000, ge=1, description="Largest photo accepted with a complaint (bytes)."
+    )
+    civic_anonymous_reports: bool = Field(
+        True, description="Let citizens file complaints without an API key (Open311 POST)."
+    )
+    civic_duplicate_radius_m: float = Field(
+        150.0, gt=0,
+        description="An open request of the same category this close (metres) with a similar "
+        "description is linked instead of filed twice.",
+    )
+    civic_duplicate_days: float = Field(
+        14.0, gt=0, description="Only open requests filed this many days back are duplicates."
+    )
+    civic_generator_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible endpoint that phrases answers (its "
+        "output must pass the citation check); extractive answers when unset.",
+    )
+    civic_generator_model: str | None = Field(
+        None, description="Model name sent to the OpenAI-compatible endpoint."
+    )
+    civic_generator_key_env: str | None = Field(
+        None, description="Name of the environment variable holding that endpoint's API key."
+    )
+    civic_gguf_path: Path | None = Field(
+        None, description="A local GGUF model run through llama-cpp-python (the llm extra)."
+    )
 
     @field_validator("store_url")
     @classmethod

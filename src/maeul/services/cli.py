@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Settings
 
-COMMANDS = {"care", "signals"}
+COMMANDS = {"care", "signals", "civic"}
 
 
 def add_parsers(sub: Any, add_common: Any) -> None:
@@ -25,6 +25,8 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="incapacitation events injected at random moments")
     ce.add_argument("--seed", type=int, default=7)
     ce.add_argument("--json", action="store_true", help="print JSON only")
+
+    add_civic_parsers(sub)
 
     sig = sub.add_parser("signals", help="adaptive traffic signal control on a SUMO twin")
     ssub = sig.add_subparsers(dest="signals_command", required=True)
@@ -42,10 +44,42 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="first seed (tuning used 100 and up; reports use 0..N-1)")
 
 
+def add_civic_parsers(sub: Any) -> None:
+    civ = sub.add_parser("civic", help="the citizen service desk: routing and grounded answers")
+    vsub = civ.add_subparsers(dest="civic_command", required=True)
+    vc = vsub.add_parser("classify", help="route complaints read one per line on stdin")
+    vc.add_argument("--taxonomy", type=Path, help="the city's taxonomy JSON (default: built-in)")
+    vc.add_argument("--places", type=Path,
+                    help="JSON array of NGSI-LD entities with name and location to geocode "
+                         "places against")
+    vc.add_argument("--now", help="reference time for words like 'yesterday' (ISO 8601)")
+    va = vsub.add_parser("ask", help="answer a question from a folder of documents")
+    va.add_argument("question", help="the question (Korean or English)")
+    va.add_argument("--docs", type=Path, required=True, help="folder of the city's documents")
+    va.add_argument("--cache", type=Path, help="index cache folder (default: under the docs)")
+    va.add_argument("--generator-url", help="OpenAI-compatible endpoint that phrases answers")
+    va.add_argument("--generator-model", help="model name for that endpoint")
+    va.add_argument("--generator-key-env", help="environment variable holding its API key")
+    va.add_argument("--gguf", type=Path, help="local GGUF model (llama-cpp-python)")
+    ve = vsub.add_parser("eval", help="routing accuracy, refusals, citations and latency")
+    ve.add_argument("--complaints", type=Path,
+                    help="JSON Lines of {text, category} (default: the built-in blind set)")
+    ve.add_argument("--questions", type=Path,
+                    help="JSON Lines of questions (default: the built-in set)")
+    ve.add_argument("--docs", type=Path, help="documents for the questions (default: built-in)")
+    ve.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: built-in)")
+    ve.add_argument("--json", action="store_true", help="print JSON only")
+    ve.add_argument("--record", action="store_true",
+                    help="record the figures in the AI registry of the configured store")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     module, fn = {
         ("care", "eval"): ("care.evaluation", "cli_eval"),
         ("signals", "bench"): ("signals.bench", "cli_bench"),
+        ("civic", "classify"): ("civic.cli", "cli_classify"),
+        ("civic", "ask"): ("civic.answer", "cli_ask"),
+        ("civic", "eval"): ("civic.evaluation", "cli_eval"),
     }[(args.command, getattr(args, f"{args.command}_command"))]
     mod = importlib.import_module(f"maeul.services.{module}")
     code: int = getattr(mod, fn)(settings, args)

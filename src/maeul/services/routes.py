@@ -12,7 +12,10 @@ def service_routes(services: Any) -> list[BaseRoute]:
     trust layer's scheduler, and return its HTTP routes."""
     from .care.api import routes as care_routes
     from .care.service import CareService
+    from .civic.api import routes as civic_routes
+    from .civic.service import CivicService
 
     services.care = CareService(services)
     services.trust.scheduler.jobs.extend(services.care.jobs())
-    return care_routes(services)
+    services.civic = CivicService(services)
+    return care_routes(services) + civic_routes(services)

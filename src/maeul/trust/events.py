@@ -213,3 +213,52 @@ class TextMasked(Event):
     attrs: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     original_kept: bool = False
+
+
+# -- civic desk -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComplaintFiled(Event):
+    """A citizen's report was filed as a service request (target: its entity id), routed
+    by the model (``routed_by: "model"``, with its confidence and version) or by the
+    citizen's own choice of service (``"citizen"``). ``linked_to`` names the open request a
+    duplicate report was linked to instead of being filed twice."""
+
+    action: ClassVar[str] = "civic.file"
+    category: str = ""
+    department: str = ""
+    routed_by: str = "model"
+    confidence: float | None = None
+    needs_confirmation: bool = False
+    model: str = ""
+    linked_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ComplaintRerouted(Event):
+    """A person changed a request's category (target: entity id): an operator's correction
+    or a citizen's confirmation between the model's top choices. The routed case teaches the
+    classifier."""
+
+    action: ClassVar[str] = "civic.reroute"
+    from_category: str = ""
+    to_category: str = ""
+    by: str = "operator"
+
+
+@dataclass(frozen=True)
+class ComplaintStatusChanged(Event):
+    """An operator opened or closed a request (target: entity id)."""
+
+    action: ClassVar[str] = "civic.status"
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class QuestionAnswered(Event):
+    """The desk answered or refused a citizen's question (target: the desk). Only counts and
+    document names are kept, never the question's text."""
+
+    action: ClassVar[str] = "civic.answer"
+    refused: bool = False
+    generated: bool = False
+    documents: list[str] = field(default_factory=list)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 AttrClass = Literal["public", "personal", "sensitive"]
-Category = Literal["health", "welfare", "location-trace"]
+Category = Literal["health", "welfare", "location-trace", "contact"]
 _PURPOSE = r"^[a-z][a-z0-9-]{0,62}$"
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
@@ -90,8 +90,8 @@ class AttributeRule(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> AttributeRule:
         if self.class_ == "sensitive" and self.category is None:
-            raise ValueError("a sensitive attribute needs a category: health, welfare or "
-                             "location-trace")
+            raise ValueError("a sensitive attribute needs a category: health, welfare, "
+                             "location-trace, contact")
         if self.class_ != "sensitive" and self.category is not None:
             raise ValueError("category is only for sensitive attributes")
         if self.keep_raw and not self.identifier:

@@ -1,0 +1,646 @@
+"""The civic desk in the city: complaints in, routed, located, de-duplicated, filed in the hub.
+
+``submit`` takes a citizen's report (Open311 fields), and in one transaction:
+
+- routes it: the citizen's ``service_code`` when given, else the classifier's best category
+  (below its confidence threshold the request is filed with ``needs_confirmation`` and the top
+  choices, and the citizen confirms one with the request's token);
+- reads place and time from the text (geocoded against hub entities with a name and a
+  location) when the report carries no coordinates;
+- links it to an open request of the same category nearby with a similar description instead
+  of filing it twice (the original's ``reportCount`` grows);
+- creates the ``ServiceRequest`` entity (the privacy policy masks personal data in
+  ``description`` at ingest and keeps the original encrypted; contact fields are personal and
+  shown only to the complaint-handling purpose) and the audit record.
+
+Operators change status and re-route (``update``); a re-route or a citizen's confirmation is a
+routed case the classifier learns from at once (kept per tenant, masked text only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from ...hub.entities import View, expand_entity, now_iso
+from ...hub.errors import BadRequestData, Forbidden, ResourceNotFound
+from ...hub.store.base import EntityFilter, Tx
+from ...trust.events import ComplaintFiled, ComplaintRerouted, ComplaintStatusChanged, emit
+from .requests import (
+    ENTITY_TYPE,
+    RequestIn,
+    check_request_id,
+    entity_id,
+    new_request_id,
+    open311_view,
+    parse_request,
+    parse_update,
+    value,
+)
+
+log = logging.getLogger(__name__)
+CASE_KIND = "civic_case"  # routed cases (masked text, category) the classifier learns from
+TOKEN_KIND = "civic_token"  # digest of each request's confirmation token
+PURPOSE = "complaint-handling"
+GAZETTEER_TTL_S = 300.0
+
+
+def _sla_delta(sla: Any) -> timedelta | None:
+    if isinstance(sla, int | float):
+        return timedelta(hours=float(sla))
+    if isinstance(sla, timedelta):
+        return sla
+    return None
+
+
+class CivicService:
+    """Complaint intake and routing for every tenant of one hub."""
+
+    def __init__(self, services: Any) -> None:
+        self.s = services
+        self.settings = services.settings
+        self.tz = ZoneInfo(self.settings.city_timezone)
+        self._lock = threading.RLock()
+        self._taxonomy: Any = None
+        self._classifiers: dict[str, Any] = {}
+        self._gazetteers: dict[str, tuple[float, Any]] = {}
+        self._vectors: dict[str, np.ndarray] = {}  # entity id -> description vector
+        self._desk: Any = None
+        self._registered: set[str] = set()
+
+    def ensure_registered(self, tenant: str) -> None:
+        """Both registry entries exist and are assessed in ``tenant`` (once per process)."""
+        if tenant in self._registered:
+            return
+        from .registry import declare_entries, ensure_registered
+
+        declare_entries()
+        ensure_registered(self.s, tenant)
+        self._registered.add(tenant)
+
+    # -- lazily built parts ------------------------------------------------------------------
+    def taxonomy(self) -> Any:
+        with self._lock:
+            if self._taxonomy is None:
+                from .taxonomy import load_taxonomy
+
+                self._taxonomy = load_taxonomy(self.settings.civic_taxonomy)
+            return self._taxonomy
+
+    def classifier(self, tenant: str) -> Any:
+        with self._lock:
+            clf = self._classifiers.get(tenant)
+            if clf is None:
+                from .classifier import Classifier
+
+                codes = set(self.taxonomy().codes)
+                cases = [(d["text"], d["category"]) for _t, _k, d in
+                         self.s.store.reader().list_json(CASE_KIND, tenant)
+                         if d.get("category") in codes]
+                clf = Classifier(self.taxonomy(), cases)
+                self._classifiers[tenant] = clf
+            return clf
+
+    def model_version(self, tenant: str) -> str:
+        tax = self.taxonomy()
+        raw = repr(sorted(tax.codes)).encode()
+        n = len(self.s.store.reader().list_json(CASE_KIND, tenant))
+        return f"taxonomy-{hashlib.sha256(raw).hexdigest()[:8]}+{n}cases"
+
+    def gazetteer(self, tenant: str) -> Any:
+        """Named, located hub entities (rebuilt at most every five minutes)."""
+        from .extract import Gazetteer
+
+        with self._lock:
+            hit = self._gazetteers.get(tenant)
+            if hit is not None and time.monotonic() - hit[0] < GAZETTEER_TTL_S:
+                return hit[1]
+        view = View(self._ctx())
+        name_iri = self._ctx().expand_term("name")
+        loc_iri = "https://uri.etsi.org/ngsi-ld/location"
+        sr_iri = self._ctx().expand_term(ENTITY_TYPE)
+        ents = [view.entity(e) for e in self.s.store.query_entities(tenant, EntityFilter())
+                if name_iri in e.get("attrs", {}) and loc_iri in e.get("attrs", {})
+                and sr_iri not in e.get("type", [])]
+        gaz = Gazetteer.from_entities(ents)
+        with self._lock:
+            self._gazetteers[tenant] = (time.monotonic(), gaz)
+        return gaz
+
+    def _ctx(self) -> Any:
+        return self.s.resolver.resolve(None)
+
+    def now(self) -> datetime:
+        return datetime.now(self.tz)
+
+    # -- Open311 service list ------------------------------------------------------------------
+    def service_list(self, lang: str = "ko") -> list[dict[str, Any]]:
+        tax = self.taxonomy()
+        out = []
+        for cat in tax.categories:
+            out.append({
+                "service_code": cat.code,
+                "service_name": _pick(cat.name, lang),
+                "description": _pick(cat.description, lang),
+                "metadata": bool(cat.attributes),
+                "type": "realtime",
+                "keywords": ", ".join(_pick(cat.keywords, lang) or []) if cat.keywords else "",
+                "group": _pick(cat.group, lang) if cat.group else
+                         _pick(tax.departments[cat.department].name, lang),
+            })
+        return out
+
+    def definition(self, code: str, lang: str = "ko") -> dict[str, Any]:
+        cat = self._category(code)
+        attrs = []
+        for i, a in enumerate(cat.attributes or [], start=1):
+            item = {"variable": True, "code": a["code"], "datatype": a["datatype"],
+                    "required": bool(a.get("required")),
+                    "datatype_description": _pick(a.get("datatype_description"), lang),
+                    "order": i, "description": _pick(a.get("description"), lang)}
+            if a.get("values"):
+                item["values"] = [{"key": v["key"], "name": _pick(v.get("name"), lang)}
+                                  for v in a["values"]]
+            attrs.append(item)
+        return {"service_code": cat.code, "attributes": attrs}
+
+    def _category(self, code: str) -> Any:
+        try:
+            return self.taxonomy().category(code)
+        except (KeyError, ValueError):
+            raise ResourceNotFound(
+                f"unknown service_code {code[:64]!r}; the list is at "
+                "/open311/v2/services.json") from None
+
+    # -- routing preview ---------------------------------------------------------------------
+    def route(self, tenant: str, text: Any) -> dict[str, Any]:
+        """Category, department, confidence, alternatives, place and time of a text."""
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequestData("text: a non-empty string is needed")
+        if len(text) > 10_000:
+            raise BadRequestData(f"text: {len(text)} characters; at most 10000")
+        routing = self.classifier(tenant).classify(text)
+        out: dict[str, Any] = routing.to_json()
+        out.update(self._extract(tenant, text).to_json())
+        return out
+
+    def _extract(self, tenant: str, text: str) -> Any:
+        from .extract import extract
+
+        return extract(text, self.now(), self.gazetteer(tenant))
+
+    # -- intake ------------------------------------------------------------------------------
+    def submit(self, tenant: str, data: Any, actor: str, *, media_url: str | None = None,
+               channel: str = "open311") -> dict[str, Any]:
+        """File one report; the Open311 answer plus maeul's routing, place and link."""
+        req = parse_request(data)
+        self.ensure_registered(tenant)
+        if media_url:
+            req.media_url = media_url
+        tax = self.taxonomy()
+        text = (req.description or "").strip()
+        routing = None
+        if req.service_code:
+            cat = self._category(req.service_code)
+            self._check_attributes(cat, req)
+            routed_by = "citizen"
+        else:
+            routing = self.classifier(tenant).classify(text)
+            cat = tax.category(routing.category)
+            routed_by = "model"
+        extraction = self._extract(tenant, text) if text else None
+        point = self._point(req, extraction)
+        now = datetime.now(UTC)
+        dup = self._duplicate(tenant, cat.code, point, text, now) if text else None
+        if dup is not None:
+            return self._link(tenant, dup, cat, req, actor, routing, routed_by)
+        return self._file(tenant, req, cat, routing, routed_by, extraction, point, now, actor,
+                          channel)
+
+    def _check_attributes(self, cat: Any, req: RequestIn) -> None:
+        known = {a["code"]: a for a in cat.attributes or []}
+        for code in req.attributes:
+            if code not in known:
+                raise BadRequestData(f"attribute[{code}]: not an attribute of service "
+                                     f"{cat.code!r}")
+        for code, a in known.items():
+            if a.get("required") and not req.attributes.get(code):
+                raise BadRequestData(f"attribute[{code}]: required by service {cat.code!r}")
+            allowed = {v["key"] for v in a.get("values") or []}
+            given = req.attributes.get(code)
+            vals = given if isinstance(given, list) else [given] if given else []
+            if allowed and any(v not in allowed for v in vals):
+                raise BadRequestData(f"attribute[{code}]: one of {sorted(allowed)}")
+
+    @staticmethod
+    def _point(req: RequestIn, extraction: Any) -> tuple[float, float] | None:
+        if req.lat is not None and req.long is not None:
+            return (req.long, req.lat)
+        if extraction is not None and extraction.place is not None:
+            match = getattr(extraction.place, "match", None)
+            if match is not None and match.point is not None:
+                return (float(match.point[0]), float(match.point[1]))
+            pt = getattr(extraction.place, "point", None)
+            if pt is not None:
+                return (float(pt[0]), float(pt[1]))
+        return None
+
+    def _duplicate(self, tenant: str, code: str, point: tuple[float, float] | None, text: str,
+                   now: datetime) -> str | None:
+        if point is None:
+            return None
+        from .duplicates import Candidate, OpenRequest, find_duplicate
+        from .text import embedder
+
+        opens = self._open_requests(tenant, code, now)
+        if not opens:
+            return None
+        vec = embedder().query(text)[0]
+        cand = Candidate(id="", category=code, point=point, embedding=vec, requested_at=now,
+                         place_name=None)
+        rows = [OpenRequest(id=eid, category=code, point=pt, embedding=v, requested_at=at,
+                            place_name=None) for eid, pt, v, at in opens]
+        match = find_duplicate(cand, rows, radius_m=self.settings.civic_duplicate_radius_m,
+                               window=timedelta(days=self.settings.civic_duplicate_days))
+        return None if match is None else str(match.id)
+
+    def _open_requests(self, tenant: str, code: str, now: datetime
+                       ) -> list[tuple[str, tuple[float, float], np.ndarray, datetime]]:
+        from .text import embedder
+
+        ctx = self._ctx()
+        view = View(ctx)
+        since = now - timedelta(days=self.settings.civic_duplicate_days)
+        rows = []
+        missing: list[tuple[str, str]] = []
+        for raw in self.s.store.query_entities(
+                tenant, EntityFilter(types=(ctx.expand_term(ENTITY_TYPE),))):
+            ent = view.entity(raw)
+            if value(ent, "status") != "open" or value(ent, "service_code") != code:
+                continue
+            if value(ent, "duplicateOf"):
+                continue
+            loc = value(ent, "location")
+            at = _parse(value(ent, "requested_datetime"))
+            if not isinstance(loc, dict) or loc.get("type") != "Point" or at is None:
+                continue
+            if at < since:
+                continue
+            lon, lat = loc["coordinates"][:2]
+            rows.append((ent["id"], (float(lon), float(lat)), at))
+            if ent["id"] not in self._vectors:
+                missing.append((ent["id"], str(value(ent, "description") or "")))
+        if missing:
+            vecs = embedder().query([t for _i, t in missing])
+            for (eid, _t), v in zip(missing, vecs, strict=True):
+                self._vectors[eid] = v
+        return [(eid, pt, self._vectors[eid], at) for eid, pt, at in rows]
+
+    def _file(self, tenant: str, req: RequestIn, cat: Any, routing: Any, routed_by: str,
+              extraction: Any, point: tuple[float, float] | None, now: datetime, actor: str,
+              channel: str) -> dict[str, Any]:
+        import secrets
+
+        tax = self.taxonomy()
+        lang = req.lang or ("ko" if _has_hangul(req.description or "") else "en")
+        dept = tax.departments[cat.department]
+        rid = new_request_id(now.astimezone(self.tz))
+        eid = entity_id(rid)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        attrs: dict[str, Any] = {
+            "service_code": cat.code,
+            "service_name": _pick(cat.name, lang),
+            "category": cat.code,
+            "department": cat.department,
+            "agency_responsible": _pick(dept.name, lang),
+            "status": "open",
+            "requested_datetime": stamp,
+            "updated_datetime": stamp,
+            "channel": channel,
+            "requestLanguage": lang,
+            "reportCount": 1,
+            "routedBy": routed_by,
+        }
+        sla = _sla_delta(cat.sla)
+        if sla is not None:
+            attrs["expected_datetime"] = (now + sla).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if req.description:
+            attrs["description"] = req.description
+        if routing is not None:
+            attrs["routingConfidence"] = round(float(routing.confidence), 4)
+            attrs["needsConfirmation"] = bool(routing.needs_confirmation)
+            attrs["routingAlternatives"] = [a["category"] for a in routing.alternatives]
+            if routing.needs_confirmation:
+                attrs["status_notes"] = _pick(
+                    {"ko": "분류 확인을 기다립니다", "en": "Waiting for the category to be "
+                     "confirmed"}, lang)
+        place = extraction.to_json().get("place") if extraction is not None else None
+        if req.address_string:
+            attrs["address_string"] = req.address_string
+        elif place and place.get("text"):
+            attrs["address_string"] = place["text"]
+        if place and place.get("entity"):
+            attrs["nearEntity"] = place["entity"]
+        time_ref = extraction.to_json().get("time") if extraction is not None else None
+        if time_ref and time_ref.get("at"):
+            attrs["incidentTime"] = time_ref["at"]
+        if req.media_url:
+            attrs["media_url"] = req.media_url
+        if req.attributes:
+            attrs["serviceAttributes"] = req.attributes
+        for src, dst in (("email", "email"), ("phone", "telephone")):
+            if getattr(req, src):
+                attrs[dst] = getattr(req, src)
+        name = " ".join(x for x in (req.first_name, req.last_name) if x)
+        if name:
+            attrs["reporterName"] = name
+        doc: dict[str, Any] = {"id": eid, "type": ENTITY_TYPE}
+        for k, v in attrs.items():
+            if k == "nearEntity":
+                doc[k] = {"type": "Relationship", "object": v}
+            else:
+                doc[k] = {"type": "Property", "value": v}
+        if point is not None:
+            doc["location"] = {"type": "GeoProperty",
+                               "value": {"type": "Point", "coordinates": [point[0], point[1]]}}
+        entity = expand_entity(doc, self._ctx())
+        token = secrets.token_urlsafe(16)
+        version = self.model_version(tenant) if routing is not None else ""
+
+        def op(tx: Tx) -> None:
+            self.s.hub._create(tx, tenant, entity, actor)
+            tx.put_json(TOKEN_KIND, tenant, rid, {"digest": _digest(token), "at": stamp})
+            emit(tx, ComplaintFiled(
+                tenant, actor, eid, category=cat.code, department=cat.department,
+                routed_by=routed_by,
+                confidence=None if routing is None else round(float(routing.confidence), 4),
+                needs_confirmation=bool(routing and routing.needs_confirmation),
+                model=version))
+
+        self.s.store.write(op)
+        out: dict[str, Any] = {
+            "service_request_id": rid,
+            "service_notice": _pick({"ko": f"{_pick(dept.name, 'ko')}에서 처리합니다.",
+                                     "en": f"{_pick(dept.name, 'en')} will handle it."}, lang),
+            "account_id": None,
+            "token": token,
+            "service_code": cat.code,
+            "department": cat.department,
+            "agency_responsible": _pick(dept.name, lang),
+            "expected_datetime": attrs.get("expected_datetime"),
+        }
+        if routing is not None:
+            out["routing"] = routing.to_json()
+        if extraction is not None:
+            out.update(extraction.to_json())
+        return out
+
+    def _link(self, tenant: str, dup_eid: str, cat: Any, req: RequestIn, actor: str,
+              routing: Any, routed_by: str) -> dict[str, Any]:
+        ctx = self._ctx()
+        count_iri = ctx.expand_term("reportCount")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def op(tx: Tx) -> int:
+            ent = tx.get_entity(tenant, dup_eid)
+            if ent is None:
+                raise ResourceNotFound(f"request {dup_eid} vanished")
+            inst = (ent["attrs"].get(count_iri) or [{"value": 1}])[0]
+            n = int(inst.get("value") or 1) + 1
+            frag = expand_entity({"id": dup_eid, "type": ENTITY_TYPE,
+                                  "reportCount": {"type": "Property", "value": n},
+                                  "updated_datetime": {"type": "Property", "value": stamp}},
+                                 ctx)
+            self.s.hub._attrs_write(tx, tenant, dup_eid, frag, actor, "update")
+            emit(tx, ComplaintFiled(
+                tenant, actor, dup_eid, category=cat.code, department=cat.department,
+                routed_by=routed_by,
+                confidence=None if routing is None else round(float(routing.confidence), 4),
+                linked_to=dup_eid))
+            return n
+
+        n = self.s.store.write(op)
+        rid = dup_eid.rsplit(":", 1)[-1]
+        lang = req.lang or ("ko" if _has_hangul(req.description or "") else "en")
+        return {
+            "service_request_id": rid,
+            "service_notice": _pick({
+                "ko": "이미 접수된 같은 민원에 연결했습니다. 이 번호로 진행 상황을 보세요.",
+                "en": "Linked to the same request already filed; follow it with this id."},
+                lang),
+            "account_id": None,
+            "duplicate_of": rid,
+            "report_count": n,
+            "service_code": cat.code,
+            "department": cat.department,
+        }
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, tenant: str, rid: str, caller: Any = None) -> dict[str, Any]:
+        check_request_id(rid)
+        ent = self._entity(tenant, entity_id(rid), caller)
+        return open311_view(ent)
+
+    def _entity(self, tenant: str, eid: str, caller: Any = None) -> dict[str, Any]:
+        raw = self.s.store.reader().get_entity(tenant, eid)
+        if raw is None:
+            raise ResourceNotFound(f"no service request {eid.rsplit(':', 1)[-1]}")
+        if caller is not None:
+            raw = self.s.hub.visible(tenant, caller, raw)
+        return View(self._ctx()).entity(raw)
+
+    def search(self, tenant: str, params: dict[str, str], caller: Any = None
+               ) -> list[dict[str, Any]]:
+        """Open311 GET requests: by ids, service_code, status and date range (newest first,
+        at most 1000; without dates, the last 90 days as the standard suggests)."""
+        ids = [i.strip() for i in (params.get("service_request_id") or "").split(",")
+               if i.strip()]
+        for i in ids:
+            check_request_id(i)
+        codes = {c.strip() for c in (params.get("service_code") or "").split(",") if c.strip()}
+        for c in codes:
+            self._category(c)
+        statuses = {s.strip() for s in (params.get("status") or "").split(",") if s.strip()}
+        bad = statuses - {"open", "closed"}
+        if bad:
+            raise BadRequestData(f"status: {sorted(bad)[0]!r} is not open or closed")
+        start = _param_time(params.get("start_date"), "start_date")
+        end = _param_time(params.get("end_date"), "end_date")
+        if not ids and start is None and end is None:
+            start = datetime.now(UTC) - timedelta(days=90)
+        try:
+            limit = int(params.get("limit") or 1000)
+        except ValueError:
+            raise BadRequestData("limit: a whole number") from None
+        if not 1 <= limit <= 1000:
+            raise BadRequestData("limit: between 1 and 1000")
+        ctx = self._ctx()
+        view = View(ctx)
+        flt = EntityFilter(types=(ctx.expand_term(ENTITY_TYPE),),
+                           ids=tuple(entity_id(i) for i in ids) if ids else None)
+        out = []
+        for raw in self.s.store.query_entities(tenant, flt):
+            if caller is not None:
+                raw = self.s.hub.visible(tenant, caller, raw)
+            ent = view.entity(raw)
+            o = open311_view(ent)
+            if codes and o["service_code"] not in codes:
+                continue
+            if statuses and o["status"] not in statuses:
+                continue
+            at = _parse(o["requested_datetime"])
+            if start is not None and (at is None or at < start):
+                continue
+            if end is not None and (at is None or at > end):
+                continue
+            out.append(o)
+        out.sort(key=lambda o: o.get("requested_datetime") or "", reverse=True)
+        return out[:limit]
+
+    # -- changes -----------------------------------------------------------------------------
+    def update(self, tenant: str, rid: str, data: Any, actor: str) -> dict[str, Any]:
+        """An operator's status change, notes or re-routing (which the classifier learns)."""
+        check_request_id(rid)
+        up = parse_update(data)
+        eid = entity_id(rid)
+        ent = self._entity(tenant, eid)
+        old_code = value(ent, "service_code")
+        patch: dict[str, Any] = {}
+        new_cat = None
+        if up.service_code and up.service_code != old_code:
+            new_cat = self._category(up.service_code)
+            patch.update(self._route_attrs(new_cat, str(value(ent, "requestLanguage") or "ko")))
+        if up.status is not None:
+            patch["status"] = up.status
+            if up.status == "closed":
+                patch["closedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if up.status_notes is not None:
+            patch["status_notes"] = up.status_notes
+        self._patch(tenant, eid, ent, patch, actor, old_code, new_cat, up.status, "operator")
+        return self.get(tenant, rid)
+
+    def confirm(self, tenant: str, rid: str, data: Any, actor: str) -> dict[str, Any]:
+        """The citizen picks between the model's top choices (with the request's token)."""
+        check_request_id(rid)
+        if not isinstance(data, dict) or not isinstance(data.get("service_code"), str) \
+                or not isinstance(data.get("token"), str):
+            raise BadRequestData("give service_code and the token you received when filing")
+        doc = self.s.store.reader().get_json(TOKEN_KIND, tenant, rid)
+        if doc is None or doc.get("digest") != _digest(data["token"]):
+            raise Forbidden("the token does not match this request")
+        eid = entity_id(rid)
+        ent = self._entity(tenant, eid)
+        if not value(ent, "needsConfirmation"):
+            raise BadRequestData("this request's category is already settled")
+        choices = {value(ent, "service_code"), *(value(ent, "routingAlternatives") or [])}
+        code = data["service_code"]
+        if code not in choices:
+            raise BadRequestData(f"service_code: one of {sorted(c for c in choices if c)}")
+        cat = self._category(code)
+        patch = self._route_attrs(cat, str(value(ent, "requestLanguage") or "ko"))
+        patch["needsConfirmation"] = False
+        patch["status_notes"] = ""
+        self._patch(tenant, eid, ent, patch, actor, value(ent, "service_code"), cat, None,
+                    "citizen", learn_same=True)
+        return self.get(tenant, rid)
+
+    def _route_attrs(self, cat: Any, lang: str) -> dict[str, Any]:
+        dept = self.taxonomy().departments[cat.department]
+        return {"service_code": cat.code, "category": cat.code,
+                "service_name": _pick(cat.name, lang), "department": cat.department,
+                "agency_responsible": _pick(dept.name, lang)}
+
+    def _patch(self, tenant: str, eid: str, ent: dict[str, Any], patch: dict[str, Any],
+               actor: str, old_code: Any, new_cat: Any, status: str | None, by: str,
+               learn_same: bool = False) -> None:
+        patch["updated_datetime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        frag = expand_entity({"id": eid, "type": ENTITY_TYPE, **{
+            k: {"type": "Property", "value": v} for k, v in patch.items()}}, self._ctx())
+        text = str(value(ent, "description") or "")  # already masked at ingest
+        learn = new_cat is not None and text and (new_cat.code != old_code or learn_same)
+
+        def op(tx: Tx) -> None:
+            self.s.hub._attrs_write(tx, tenant, eid, frag, actor, "append")
+            if new_cat is not None and (new_cat.code != old_code or learn_same):
+                emit(tx, ComplaintRerouted(tenant, actor, eid, from_category=str(old_code),
+                                           to_category=new_cat.code, by=by))
+            if learn:
+                tx.put_json(CASE_KIND, tenant, eid.rsplit(":", 1)[-1],
+                            {"text": text, "category": new_cat.code, "at": now_iso()})
+            if status is not None:
+                emit(tx, ComplaintStatusChanged(tenant, actor, eid, status=status))
+
+        self.s.store.write(op)
+        if learn:
+            with self._lock:
+                clf = self._classifiers.get(tenant)
+            if clf is not None:
+                clf.learn(text, new_cat.code)
+        self._vectors.pop(eid, None)
+
+    # -- answers -----------------------------------------------------------------------------
+    def desk(self) -> Any:
+        """The grounded-answer desk over the city's documents (built once)."""
+        with self._lock:
+            if self._desk is None:
+                from .desk import build_desk
+
+                self._desk = build_desk(self.settings)
+            return self._desk
+
+    def ask(self, tenant: str, question: Any, lang: str | None, actor: str) -> dict[str, Any]:
+        from ...trust.events import QuestionAnswered
+
+        if not isinstance(question, str):
+            raise BadRequestData("question: a string is needed")
+        self.ensure_registered(tenant)
+        try:
+            ans = self.desk().ask(question, lang)
+        except ValueError as exc:
+            raise BadRequestData(str(exc)) from None
+        out: dict[str, Any] = ans.to_json()
+        docs = sorted({c["document"] for c in out.get("citations", [])})
+        self.s.store.write(lambda tx: emit(tx, QuestionAnswered(
+            tenant, actor, "civic-answers", refused=bool(out.get("refused")),
+            generated=bool(out.get("generated")), documents=docs)))
+        return out
+
+
+def _pick(m: Any, lang: str) -> Any:
+    if isinstance(m, dict):
+        return m.get(lang) or m.get("ko") or m.get("en") or next(iter(m.values()), None)
+    return m
+
+
+def _has_hangul(text: str) -> bool:
+    return any("\uac00" <= c <= "\ud7a3" for c in text)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _parse(v: Any) -> datetime | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _param_time(v: str | None, name: str) -> datetime | None:
+    if not v:
+        return None
+    t = _parse(v)
+    if t is None:
+        raise BadRequestData(f"{name}: a W3C date-time like 2026-11-23T09:00:00Z")
+    return t
