@@ -13,7 +13,7 @@ import pytest
 
 from support import app_client, make_settings
 
-O = "/open311/v2"
+O311 = "/open311/v2"
 C = "/civic/v1"
 PHONE = "010-2345-6789"
 
@@ -52,7 +52,7 @@ def city(tmp_path: Path) -> Iterator[Any]:
 
 
 def _file(c: Any, **fields: Any) -> dict[str, Any]:
-    r = c.post(f"{O}/requests.json", data=fields)
+    r = c.post(f"{O311}/requests.json", data=fields)
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()[0]
     return out
@@ -65,25 +65,25 @@ def _count(c: Any) -> int:
 
 
 def test_service_list_and_definitions_in_both_languages_and_formats(city: Any) -> None:
-    r = city.get(f"{O}/services.json")
+    r = city.get(f"{O311}/services.json")
     assert r.status_code == 200
     codes = {s["service_code"] for s in r.json()}
     assert {"road", "streetlight", "parking", "waste", "noise", "welfare", "other"} <= codes
     ko = {s["service_code"]: s["service_name"] for s in r.json()}
     en = {s["service_code"]: s["service_name"]
-          for s in city.get(f"{O}/services.json", params={"lang": "en"}).json()}
+          for s in city.get(f"{O311}/services.json", params={"lang": "en"}).json()}
     assert ko["streetlight"] != en["streetlight"] and "light" in en["streetlight"].lower()
-    root = ET.fromstring(city.get(f"{O}/services.xml").content)
+    root = ET.fromstring(city.get(f"{O311}/services.xml").content)
     assert root.tag == "services" and len(root.findall("service")) == len(codes)
     with_attrs = [s["service_code"] for s in r.json() if s["metadata"]]
     if with_attrs:
-        d = city.get(f"{O}/services/{with_attrs[0]}.json").json()
+        d = city.get(f"{O311}/services/{with_attrs[0]}.json").json()
         assert d["service_code"] == with_attrs[0] and d["attributes"][0]["code"]
-    bad = city.get(f"{O}/services/no-such-thing.json")
+    bad = city.get(f"{O311}/services/no-such-thing.json")
     assert bad.status_code == 404
     assert bad.json()[0]["code"] == 404 and "services.json" in bad.json()[0]["description"]
-    assert city.get(f"{O}/services.csv").status_code == 404
-    assert city.get(f"{O}/discovery.json").json()["endpoints"][0]["url"].endswith(O)
+    assert city.get(f"{O311}/services.csv").status_code == 404
+    assert city.get(f"{O311}/discovery.json").json()["endpoints"][0]["url"].endswith(O311)
 
 
 def test_a_report_is_routed_filed_as_an_entity_with_its_place_and_masked(city: Any) -> None:
@@ -95,7 +95,7 @@ def test_a_report_is_routed_filed_as_an_entity_with_its_place_and_masked(city: A
     assert out["token"] and out["expected_datetime"]
     rid = out["service_request_id"]
     assert _count(city) == before + 1
-    got = city.get(f"{O}/requests/{rid}.json").json()[0]
+    got = city.get(f"{O311}/requests/{rid}.json").json()[0]
     assert got["status"] == "open" and got["service_code"] == "streetlight"
     assert (got["lat"], got["long"]) == (37.5665, 126.9780)
     assert PHONE not in json.dumps(got, ensure_ascii=False)  # masked at ingest
@@ -120,13 +120,13 @@ def test_the_citizens_own_choice_of_service_is_kept_and_search_filters(city: Any
     b = _file(city, service_code="noise", description="Loud music every night",
               lat="37.60", long="127.10")
     assert a["service_code"] == "waste" and "routing" not in a
-    rows = city.get(f"{O}/requests.json", params={"service_code": "noise"}).json()
+    rows = city.get(f"{O311}/requests.json", params={"service_code": "noise"}).json()
     assert [r["service_request_id"] for r in rows] == [b["service_request_id"]]
-    both = city.get(f"{O}/requests.json", params={
+    both = city.get(f"{O311}/requests.json", params={
         "service_request_id": f"{a['service_request_id']},{b['service_request_id']}"}).json()
     assert len(both) == 2
-    assert city.get(f"{O}/requests.json", params={"status": "closed"}).json() == []
-    root = ET.fromstring(city.get(f"{O}/requests.xml").content)
+    assert city.get(f"{O311}/requests.json", params={"status": "closed"}).json() == []
+    root = ET.fromstring(city.get(f"{O311}/requests.xml").content)
     assert len(root.findall("request")) == 2
 
 
@@ -140,7 +140,7 @@ def test_a_place_named_in_the_text_is_geocoded_against_hub_entities(city: Any) -
     out = _file(city, description="어제 밤 10시쯤 시청역 3번 출구 앞 가로등이 꺼져 있었어요")
     assert out["place"]["entity"] == "urn:ngsi-ld:PointOfInterest:city-hall-station"
     assert out["time"] and out["time"]["at"]
-    got = city.get(f"{O}/requests/{out['service_request_id']}.json").json()[0]
+    got = city.get(f"{O311}/requests/{out['service_request_id']}.json").json()[0]
     assert (got["long"], got["lat"]) == (127.0011, 37.5012)
     assert "시청역" in (got["address"] or "")
 
@@ -154,7 +154,7 @@ def test_a_duplicate_nearby_is_linked_not_filed_twice(city: Any) -> None:
     assert again["duplicate_of"] == first["service_request_id"]
     assert again["service_request_id"] == first["service_request_id"]
     assert again["report_count"] == 2 and _count(city) == n
-    got = city.get(f"{O}/requests/{first['service_request_id']}.json").json()[0]
+    got = city.get(f"{O311}/requests/{first['service_request_id']}.json").json()[0]
     assert got["report_count"] == 2
     # another problem at the same corner is its own request; so is one far away
     other = _file(city, description="중앙로 사거리 가로등이 깜빡거려요", lat="37.50001",
@@ -180,7 +180,7 @@ def test_a_duplicate_nearby_is_linked_not_filed_twice(city: Any) -> None:
 def test_bad_reports_get_a_clear_open311_error_and_store_nothing(
         city: Any, fields: dict[str, Any], words: str) -> None:
     n = _count(city)
-    r = city.post(f"{O}/requests.json", data=fields)
+    r = city.post(f"{O311}/requests.json", data=fields)
     assert r.status_code in (400, 404), r.text
     err = r.json()[0]
     assert err["code"] == r.status_code and words in err["description"]
@@ -188,18 +188,18 @@ def test_bad_reports_get_a_clear_open311_error_and_store_nothing(
 
 
 def test_bad_searches_and_ids(city: Any) -> None:
-    assert city.get(f"{O}/requests/nope.json").status_code == 400
-    r = city.get(f"{O}/requests/261123-ABCDEF.json")
+    assert city.get(f"{O311}/requests/nope.json").status_code == 400
+    r = city.get(f"{O311}/requests/261123-ABCDEF.json")
     assert r.status_code == 404 and r.json()[0]["code"] == 404
-    assert city.get(f"{O}/requests.json", params={"status": "lost"}).status_code == 400
-    assert city.get(f"{O}/requests.json", params={"start_date": "yesterday"}).status_code == 400
-    assert city.get(f"{O}/requests.json", params={"service_code": "zzz"}).status_code == 404
-    r = city.post(f"{O}/requests.json", content=b"{not json",
+    assert city.get(f"{O311}/requests.json", params={"status": "lost"}).status_code == 400
+    assert city.get(f"{O311}/requests.json", params={"start_date": "yesterday"}).status_code == 400
+    assert city.get(f"{O311}/requests.json", params={"service_code": "zzz"}).status_code == 404
+    r = city.post(f"{O311}/requests.json", content=b"{not json",
                   headers={"content-type": "application/json"})
     assert r.status_code == 400
-    r = city.post(f"{O}/requests.json", content=b"<x/>", headers={"content-type": "text/xml"})
+    r = city.post(f"{O311}/requests.json", content=b"<x/>", headers={"content-type": "text/xml"})
     assert r.status_code == 400
-    r = city.post(f"{O}/requests.json", data={"description": "포트홀", "jurisdiction_id": "a b"})
+    r = city.post(f"{O311}/requests.json", data={"description": "포트홀", "jurisdiction_id": "a b"})
     assert r.status_code == 400
 
 
@@ -219,7 +219,7 @@ def test_operators_close_and_reroute_and_the_classifier_learns(city: Any) -> Non
     assert routed["category"] == "animals"
     r = city.patch(f"{C}/requests/{rid}", json={"status": "closed"}, headers=city.operator)
     assert r.json()["status"] == "closed"
-    assert city.get(f"{O}/requests.json", params={"status": "closed"}).json()[0][
+    assert city.get(f"{O311}/requests.json", params={"status": "closed"}).json()[0][
         "service_request_id"] == rid
     actions = [a["action"] for a in city.get("/trust/v1/audit", params={"limit": 50},
                                              headers=city.admin).json()]
@@ -259,16 +259,16 @@ def test_low_confidence_asks_the_citizen_to_confirm(tmp_path: Path) -> None:
 
 def test_a_photo_is_kept_and_served_and_other_files_are_refused(city: Any) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    r = city.post(f"{O}/requests.json", data={"service_code": "road", "description": "hole",
+    r = city.post(f"{O311}/requests.json", data={"service_code": "road", "description": "hole",
                                               "lat": "37.3", "long": "127.3"},
                   files={"media": ("hole.png", png, "image/png")})
     assert r.status_code == 201, r.text
-    got = city.get(f"{O}/requests/{r.json()[0]['service_request_id']}.json").json()[0]
+    got = city.get(f"{O311}/requests/{r.json()[0]['service_request_id']}.json").json()[0]
     path = got["media_url"].split("://", 1)[1].split("/", 1)[1]
     img = city.get("/" + path)
     assert img.status_code == 200 and img.content == png
     assert img.headers["content-type"] == "image/png"
-    bad = city.post(f"{O}/requests.json", data={"service_code": "road", "lat": "1",
+    bad = city.post(f"{O311}/requests.json", data={"service_code": "road", "lat": "1",
                                                 "long": "1"},
                     files={"media": ("x.png", b"MZ\x90\x00 not an image", "image/png")})
     assert bad.status_code == 400 and "photo" in bad.json()[0]["description"]
@@ -277,14 +277,14 @@ def test_a_photo_is_kept_and_served_and_other_files_are_refused(city: Any) -> No
 def test_a_city_can_require_keys_for_filing(tmp_path: Path) -> None:
     with _city(tmp_path, civic_anonymous_reports=False) as c:
         _keys(c)
-        r = c.post(f"{O}/requests.json", data={"service_code": "road", "lat": "1",
+        r = c.post(f"{O311}/requests.json", data={"service_code": "road", "lat": "1",
                                                "long": "1"})
         assert r.status_code == 403
-        r = c.post(f"{O}/requests.json", headers=c.reader,
+        r = c.post(f"{O311}/requests.json", headers=c.reader,
                    data={"service_code": "road", "lat": "1", "long": "1"})
         assert r.status_code == 403
         key = c.operator["Authorization"].split()[1]
-        r = c.post(f"{O}/requests.json", data={"service_code": "road", "lat": "1",
+        r = c.post(f"{O311}/requests.json", data={"service_code": "road", "lat": "1",
                                                "long": "1", "api_key": key})
         assert r.status_code == 201
 
@@ -303,6 +303,6 @@ def test_filing_and_search_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     with _city(tmp_path, store_url=pg_url) as c:
         _keys(c)
         out = _file(c, description="공원 벤치가 부서졌어요", lat="37.2", long="127.2")
-        rows = c.get(f"{O}/requests.json").json()
+        rows = c.get(f"{O311}/requests.json").json()
         assert [r["service_request_id"] for r in rows] == [out["service_request_id"]]
         assert rows[0]["service_code"] == "parks"
