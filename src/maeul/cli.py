@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub, _add_common)
     add_service_parsers(sub, _add_common)
+    from .web.cli import add_parsers as add_web_parsers
+
+    add_web_parsers(sub, _add_common)
     return parser
 
 
@@ -139,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return trust_cli.run(args, settings)
     if args.command in service_cli.COMMANDS:
         return service_cli.run(args, settings)
+    if args.command == "users":
+        from .web import cli as web_cli
+
+        return web_cli.run(args, settings)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

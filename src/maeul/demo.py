@@ -144,6 +144,7 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     print(f"imported {counts} in {time.monotonic() - t0:.1f} s; "
           f"{len(rounds)} live readings queued for 50 sensors", flush=True)
     print("\nOpen:")
+    print(f"  console       {base}/console (sign in with the key below); portal {base}/portal")
     print(f"  entities      {base}/ngsi-ld/v1/entities?type={TRAFFIC_TYPE}&limit=5")
     print(f"  history       {base}/ngsi-ld/v1/temporal/entities?type={TRAFFIC_TYPE}&lastN=5")
     print(f"  types         {base}/ngsi-ld/v1/types")

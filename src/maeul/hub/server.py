@@ -41,6 +41,10 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
 
     routes += service_routes(svc)
 
+    from ..web.routes import web_routes
+
+    routes += web_routes(svc)
+
     async def health(request: Request) -> Response:
         return Response(orjson.dumps({"status": "ok", "store": svc.store.url.split("://")[0]}),
                         media_type="application/json")

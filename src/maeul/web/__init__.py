@@ -1,0 +1,1 @@
+"""The web: operator console and citizen portal (server-rendered; see docs/web.md)."""

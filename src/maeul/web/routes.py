@@ -1,0 +1,111 @@
+"""The web's routes: operator console, citizen portal, sign-in, map data, static files.
+
+``web_routes(services)`` is added to the hub's app by ``maeul.hub.server.build_app``, so
+``maeul serve`` serves the pages beside the API; nothing needs building first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..hub.api import Api
+from .base import STATIC, Web
+from .basemap import Basemap
+from .console import Console
+from .mapdata import MapData, parse_bbox, parse_layers
+from .portal import Portal
+from .signin import SignIn
+
+GEOJSON = "application/geo+json"
+
+
+class MapApi:
+    """JSON endpoints behind the map (errors are ProblemDetails, like the API's)."""
+
+    def __init__(self, web: Web) -> None:
+        self.w = web
+        self.data = MapData(web.s)
+        self.basemap = Basemap(web.s)
+
+    async def basemap_geojson(self, request: Request) -> Response:
+        """Road lines from the city's own geometry (cached)."""
+        caller = await run_in_threadpool(self.w.caller, request)
+        tenant = self.w.tenant(request)
+        caller.require(tenant, "read")
+        body = await run_in_threadpool(self.basemap.geojson, tenant)
+        return Response(body, media_type=GEOJSON,
+                        headers={"Cache-Control": "private, max-age=300"})
+
+    async def layers(self, request: Request) -> Response:
+        """One point per entity of the chosen layers (``layers``, ``bbox``)."""
+        bbox = parse_bbox(request.query_params.get("bbox"))
+        layers = parse_layers(request.query_params.get("layers"))
+        caller = await run_in_threadpool(self.w.caller, request)
+        tenant = self.w.tenant(request)
+        out = await run_in_threadpool(self.data.layers, tenant, caller, layers, bbox)
+        return Response(orjson.dumps(out), media_type=GEOJSON,
+                        headers={"Cache-Control": "no-store"})
+
+    async def entity(self, request: Request) -> Response:
+        """An entity's latest values and recent numeric history, for a popup."""
+        caller = await run_in_threadpool(self.w.caller, request)
+        tenant = self.w.tenant(request)
+        out = await run_in_threadpool(self.data.entity, tenant, caller,
+                                      request.path_params["eid"])
+        return Response(orjson.dumps(out), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+
+def web_routes(services: Any) -> list[BaseRoute]:
+    web = Web(services)
+    con = Console(web)
+    por = Portal(web)
+    sign = SignIn(web)
+    api = MapApi(web)
+    page = web.page
+    signed = {"signed_in": True}
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/portal", status_code=303)
+
+    def get(path: str, fn: Any, name: str) -> Route:
+        return Route(path, fn, name=f"web_{name}", methods=["GET"])
+
+    def post(path: str, fn: Any, name: str) -> Route:
+        return Route(path, fn, name=f"web_{name}", methods=["POST"])
+
+    return [
+        get("/", root, "root"),
+        get("/lang/{code}", page(sign.language), "language"),
+        get("/signin", page(sign.form_page), "signin_form"),
+        post("/signin", page(sign.submit), "signin"),
+        post("/signout", page(sign.signout), "signout"),
+        # operator console
+        get("/console", page(con.map, **signed), "console_map"),
+        get("/console/decisions", page(con.decisions, **signed), "decisions"),
+        get("/console/decisions/{pid}", page(con.proposal, **signed), "proposal"),
+        post("/console/decisions/{pid}/{action}", web.checked_post(con.decide), "decide"),
+        get("/console/alerts", page(con.alerts, **signed), "alerts"),
+        get("/console/kpis", page(con.kpis, **signed), "console_kpis"),
+        get("/console/audit", page(con.audit, **signed), "audit"),
+        post("/console/audit/verify", web.checked_post(con.verify), "audit_verify"),
+        # citizen portal
+        get("/portal", page(por.home), "portal"),
+        get("/portal/registry", page(por.registry), "registry"),
+        get("/portal/registry/{id}", page(por.registry_entry), "registry_entry"),
+        get("/portal/kpis", page(por.kpis), "public_kpis"),
+        get("/portal/data", page(por.open_data), "open_data"),
+        get("/portal/data/{name}.{fmt}", Api.wrap(por.download), "download"),
+        # map data
+        get("/web/basemap.geojson", Api.wrap(api.basemap_geojson), "basemap"),
+        get("/web/layers.geojson", Api.wrap(api.layers), "layers"),
+        get("/web/entity/{eid}", Api.wrap(api.entity), "entity"),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
