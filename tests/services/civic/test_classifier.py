@@ -150,3 +150,25 @@ def test_from_cases_without_a_taxonomy() -> None:
     assert clf.classify("Sewer Backup").category == "DEP"
     with pytest.raises(ValueError, match="two different labels"):
         Classifier.from_cases([("Pothole", "DOT")])
+
+
+def test_learning_from_routed_cases_does_not_hurt_held_out_complaints(
+        taxonomy: Taxonomy) -> None:
+    # routed cases from one part of the dev set, scored on complaints none of them is
+    from maeul.services.civic.routing_eval import DEV_PATH, load_cases
+
+    korean = [c for c in load_cases(DEV_PATH) if any("\uac00" <= ch <= "\ud7a3" for ch in c[0])]
+    held_out = korean[::4]
+    routed = [c for i, c in enumerate(korean) if i % 4 == 1][:50]
+
+    def accuracy(clf: Classifier) -> float:
+        got = clf.classify_many([t for t, _ in held_out])
+        return sum(r.category == c for r, (_, c) in zip(got, held_out, strict=True)) / len(got)
+
+    without = accuracy(Classifier(taxonomy))
+    learned = Classifier(taxonomy)
+    for text, code in routed:
+        learned.learn(text, code)
+    assert learned.case_count == len(routed)
+    assert accuracy(learned) >= without
+    assert all(w >= 0 for w in learned.case_weights)

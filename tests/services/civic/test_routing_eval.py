@@ -132,3 +132,15 @@ def test_nyc_real_files(data_dir: Path) -> None:
         curve = run["learning_curve"]
         assert curve[-1]["accuracy"] > curve[0]["accuracy"] or curve[0]["accuracy"] >= 0.9
         assert curve[-1]["macro_f1"] > curve[0]["macro_f1"]
+
+
+def test_second_dev_set_is_fresh() -> None:
+    # complaints_dev2.jsonl only checks that changes generalise beyond complaints_dev.jsonl
+    second = load_cases(DEV_PATH.parent / "complaints_dev2.jsonl")
+    tax = load_taxonomy()
+    for code in tax.codes:
+        assert sum(c == code for _, c in second) >= 10, code
+    examples = {e for cat in tax.categories for lang in ("ko", "en") for e in cat.examples[lang]}
+    texts = {t for t, _ in second}
+    assert not texts & examples
+    assert not texts & {t for t, _ in load_cases(DEV_PATH)}
