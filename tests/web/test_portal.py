@@ -59,10 +59,11 @@ def test_bad_language_and_foreign_next_are_refused(client: Any) -> None:
     assert r.headers["location"] == "/portal"
 
 
-def test_round_two_slots_are_on_the_home_page(client: Any) -> None:
+def test_home_page_leads_to_the_civic_desk_pages(client: Any) -> None:
     r = client().get("/portal")
-    for word in ("불편 신고", "처리 상황 조회", "묻고 답하기", "준비 중"):
-        assert word in r.text
+    for word, path in (("불편 신고", "/portal/report"), ("처리 상황 조회", "/portal/track"),
+                       ("묻고 답하기", "/portal/ask")):
+        assert word in r.text and f'href="{path}"' in r.text
 
 
 def test_registry_lists_published_entries_and_opens_one(app: Any, client: Any) -> None:

@@ -2,8 +2,8 @@
 
 Anonymous pages, in Korean or English, large text, keyboard- and phone-friendly. They read
 the same public views the ``/public/v1`` API serves (published registry entries, public
-KPIs, public entity types). Reporting a problem, tracking it and asking a question come
-with the civic desk (round 2); the home page keeps their places.
+KPIs, public entity types). Reporting a problem, tracking it and asking a question are in
+``citizen.py``.
 """
 
 from __future__ import annotations

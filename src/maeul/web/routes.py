@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from ..hub.api import Api
 from .base import STATIC, Web
 from .basemap import Basemap
+from .citizen import Citizen
 from .console import Console
 from .mapdata import MapData, parse_bbox, parse_layers
 from .portal import Portal
@@ -67,6 +68,7 @@ def web_routes(services: Any) -> list[BaseRoute]:
     web = Web(services)
     con = Console(web)
     por = Portal(web)
+    civ = Citizen(web)
     sign = SignIn(web)
     api = MapApi(web)
     page = web.page
@@ -103,6 +105,13 @@ def web_routes(services: Any) -> list[BaseRoute]:
         get("/portal/kpis", page(por.kpis), "public_kpis"),
         get("/portal/data", page(por.open_data), "open_data"),
         get("/portal/data/{name}.{fmt}", Api.wrap(por.download), "download"),
+        get("/portal/report", page(civ.report_form), "report_form"),
+        post("/portal/report", page(civ.report_submit), "report"),
+        post("/portal/report/{rid}/confirm", page(civ.confirm), "report_confirm"),
+        get("/portal/track", page(civ.track_form), "track"),
+        get("/portal/requests/{rid}", page(civ.request_page), "request"),
+        get("/portal/ask", page(civ.ask_form), "ask_form"),
+        post("/portal/ask", page(civ.ask_submit), "ask"),
         # map data
         get("/web/basemap.geojson", Api.wrap(api.basemap_geojson), "basemap"),
         get("/web/layers.geojson", Api.wrap(api.layers), "layers"),

@@ -109,6 +109,29 @@ def open311(fn: Handler) -> Handler:
     return handler
 
 
+def save_media(settings: Any, tenant: str, blob: bytes, base_url: str) -> str:
+    """Check a photo (JPEG, PNG or WebP by its first bytes, at most ``civic_media_max_bytes``),
+    keep it under ``civic_media_dir/<tenant>/`` by content hash, and return its URL
+    (``BadRequestData`` naming ``media`` otherwise). Shared by Open311 and the web portal."""
+    limit = settings.civic_media_max_bytes
+    if len(blob) > limit:
+        raise BadRequestData(f"media: larger than {limit} bytes")
+    kind = next(((ext, mt) for magic, ext, mt in _MAGIC if blob.startswith(magic)), None)
+    if kind is None and blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
+        kind = ("webp", "image/webp")
+    if kind is None:
+        raise BadRequestData("media: a JPEG, PNG or WebP photo is accepted")
+    name = f"{hashlib.sha256(blob).hexdigest()[:32]}.{kind[0]}"
+    folder = Path(settings.civic_media_dir) / tenant
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    return f"{base_url.rstrip('/')}{BASE}/media/{tenant}/{name}"
+
+
 class CivicApi(TrustApi):
     @property
     def civic(self) -> Any:
@@ -208,24 +231,8 @@ class CivicApi(TrustApi):
         return _reply(request, [out], "service_requests", "request", status=201)
 
     async def _save_media(self, request: Request, tenant: str, blob: bytes) -> str:
-        limit = self.settings.civic_media_max_bytes
-        if len(blob) > limit:
-            raise BadRequestData(f"media: larger than {limit} bytes")
-        kind = next(((ext, mt) for magic, ext, mt in _MAGIC if blob.startswith(magic)), None)
-        if kind is None and blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
-            kind = ("webp", "image/webp")
-        if kind is None:
-            raise BadRequestData("media: a JPEG, PNG or WebP photo is accepted")
-        name = f"{hashlib.sha256(blob).hexdigest()[:32]}.{kind[0]}"
-        folder = Path(self.settings.civic_media_dir) / tenant
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
-        if not path.exists():
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(blob)
-            tmp.replace(path)
-        base = (self.settings.public_url or str(request.base_url)).rstrip("/")
-        return f"{base}{BASE}/media/{tenant}/{name}"
+        base = self.settings.public_url or str(request.base_url)
+        return await run_in_threadpool(save_media, self.settings, tenant, blob, base)
 
     async def get_requests(self, request: Request) -> Response:
         """Search requests (``service_request_id``, ``service_code``, ``status``,
