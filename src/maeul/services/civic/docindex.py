@@ -36,6 +36,8 @@ from .documents import LoadResult, Passage, load_documents
 from .text import Embedder, Vectors, embedder, tokens
 
 log = logging.getLogger(__name__)
+# bm25s logs each index build at DEBUG; the CLI prints JSON on stdout and keeps stderr quiet
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 CACHE_VERSION = 1
 
