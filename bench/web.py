@@ -11,9 +11,13 @@ uvicorn on a free port; then prints:
 - layers_ms: server time of ``/web/layers.geojson`` for the whole map (median of 5, httpx
   on the same machine) and its size in bytes; bbox_ms for a quarter of the area;
 - basemap_ms: ``/web/basemap.geojson`` (first = built, then cached);
-- page_ready_ms: in Chromium (``/usr/bin/chromium``), navigation start to the map holding
-  every entity (``performance.mark('maeul-map-ready')``), and painted_ms after two animation
-  frames more; first load (empty cache) and the median of the later loads.
+- points_ms: ``/web/points.json`` (the compact form the page reads) for the whole map, as
+  sent to a browser (gzip), first (built) and the median of the rest (cached snapshot);
+- in Chromium (``/usr/bin/chromium``), "median / max" over the loads, navigation start to:
+  DOMContentLoaded (dom), the layer data received (data), the map holding every entity
+  (``performance.mark('maeul-map-ready')``, ready) and painted two animation frames later
+  (painted); ``first_*`` from ``--runs`` fresh browser contexts (empty cache, the first
+  visit to the map), ``warm_*`` from the later loads in each.
 
 No assertions: the issue's target (under 1 s with 10,000 entities) is read off the output.
 """
@@ -49,6 +53,19 @@ KINDS = [
 BOX = (6.85, 50.88, 7.05, 51.00)  # around the cologne8 network
 
 
+POINTS = "/web/points.json?layers=signals,traffic,parking,air,complaints,alerts"
+
+
+def services_cache(app: Any) -> Any:
+    """The layer cache of the app's map endpoints (a listener of the hub)."""
+    from maeul.web.layercache import LayerCache
+
+    for lis in app.state.services.hub.listeners:
+        if isinstance(lis, LayerCache):
+            return lis
+    raise LookupError("the web's layer cache is not listening to the hub")
+
+
 def seed(services: Any, n: int) -> None:
     from maeul.hub.core import upsert_many
     from maeul.hub.entities import expand_entity
@@ -76,50 +93,72 @@ def seed(services: Any, n: int) -> None:
         upsert_many(services.hub, "default", batch, "bench")
 
 
-def timed_get(client: Any, url: str, runs: int = 5) -> tuple[float, float, int]:
-    """(first ms, median ms of the rest, bytes)."""
+def timed_get(client: Any, url: str, runs: int = 5,
+              before: Any = None) -> tuple[float, float, int, int]:
+    """(first ms, median ms of the rest, bytes, bytes on the wire); ``before`` runs ahead
+    of each request (to empty the server's layer cache)."""
     times = []
-    size = 0
+    size = wire = 0
     for _ in range(runs):
+        if before is not None:
+            before()
         t = time.perf_counter()
         r = client.get(url)
         times.append((time.perf_counter() - t) * 1000)
         r.raise_for_status()
-        size = len(r.content)
-    return times[0], statistics.median(times[1:] or times), size
+        size, wire = len(r.content), r.num_bytes_downloaded
+    return times[0], statistics.median(times[1:] or times), size, wire
 
 
-def browser_loads(base: str, key: str, loads: int) -> list[dict[str, float]]:
+PAGE_TIMES = """() => new Promise(done => requestAnimationFrame(() =>
+    requestAnimationFrame(() => done({
+        ready: performance.getEntriesByName('maeul-map-ready')[0].startTime,
+        data: performance.getEntriesByName('maeul-map-data')[0].startTime,
+        painted: performance.now(),
+        dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,
+        features: Number(document.getElementById('map').dataset.features)}))))"""
+
+
+def browser_loads(base: str, key: str, runs: int, loads: int, cold: Any
+                  ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(first loads, later loads): ``runs`` fresh browser contexts (empty cache), each
+    signing in on a portal page, then loading the map ``loads`` times. The server's layer
+    cache is emptied (``cold``) before each first load: the worst case, data just changed."""
     from playwright.sync_api import sync_playwright
 
-    out = []
+    first: list[dict[str, float]] = []
+    warm: list[dict[str, float]] = []
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = b.new_context(viewport={"width": 1280, "height": 900})
-        page = ctx.new_page()
-        page.goto(f"{base}/signin?next=/portal")
-        page.fill("#key", key)
-        page.click("#signin-key button[type=submit]")
-        page.wait_for_url(f"{base}/portal")
-        for _ in range(loads):
-            page.goto(f"{base}/console", wait_until="commit")
-            page.wait_for_selector("#map[data-ready='1']", timeout=60_000)
-            t = page.evaluate("""() => new Promise(done => requestAnimationFrame(() =>
-                requestAnimationFrame(() => done({
-                    ready: performance.getEntriesByName('maeul-map-ready')[0].startTime,
-                    data: performance.getEntriesByName('maeul-map-data')[0].startTime,
-                    painted: performance.now(),
-                    dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,
-                    features: Number(document.getElementById('map').dataset.features)}))))""")
-            out.append(t)
+        for _ in range(runs):
+            ctx = b.new_context(viewport={"width": 1280, "height": 900})
+            page = ctx.new_page()
+            page.goto(f"{base}/signin?next=/portal")
+            page.fill("#key", key)
+            page.click("#signin-key button[type=submit]")
+            page.wait_for_url(f"{base}/portal")
+            for i in range(loads):
+                if i == 0:
+                    cold()
+                page.goto(f"{base}/console", wait_until="commit")
+                page.wait_for_selector("#map[data-ready='1']", timeout=60_000)
+                (warm if i else first).append(page.evaluate(PAGE_TIMES))
+            ctx.close()
         b.close()
-    return out
+    return first, warm
+
+
+def spread(xs: list[float]) -> str:
+    """'median / max' in whole milliseconds."""
+    return f"{statistics.median(xs):.0f} / {max(xs):.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entities", type=int, default=10_000)
-    ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=4,
+                    help="fresh browser contexts (each gives one first load, empty cache)")
+    ap.add_argument("--loads", type=int, default=4, help="map loads per context")
     args = ap.parse_args(argv)
 
     import httpx
@@ -153,26 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
                           timeout=60) as c:
-            first, med, size = timed_get(c, "/web/layers.geojson")
-            figures.update(layers_first_ms=round(first), layers_ms=round(med),
-                           layers_bytes=size)
+            cold = services_cache(app).clear
+            time.sleep(1.1)  # past the cache's grace after the seeding's last write
+            for name, url in (("layers", "/web/layers.geojson"), ("points", POINTS)):
+                _f, med, size, wire = timed_get(c, url, 4, cold)
+                figures.update({f"{name}_cold_ms": round(med), f"{name}_bytes": size,
+                                f"{name}_gzip_bytes": wire})
+                _f, med, _s, _w = timed_get(c, url)
+                figures[f"{name}_cached_ms"] = round(med)
             mid = ((BOX[0] + BOX[2]) / 2, (BOX[1] + BOX[3]) / 2)
             q = f"{BOX[0]},{BOX[1]},{mid[0]},{mid[1]}"
-            _f, med, size = timed_get(c, f"/web/layers.geojson?bbox={q}")
-            figures.update(bbox_ms=round(med), bbox_bytes=size)
-            first, med, size = timed_get(c, "/web/basemap.geojson")
+            _f, med, size, _w = timed_get(c, f"{POINTS}&bbox={q}")
+            figures.update(points_bbox_cached_ms=round(med), points_bbox_bytes=size)
+            first, med, size, _w = timed_get(c, "/web/basemap.geojson")
             figures.update(basemap_first_ms=round(first), basemap_ms=round(med),
                            basemap_bytes=size)
         if Path(CHROMIUM).exists():
-            loads = browser_loads(base, key, args.loads)
-            figures["features_drawn"] = loads[0]["features"]
-            figures["page_ready_first_ms"] = round(loads[0]["ready"])
-            figures["page_painted_first_ms"] = round(loads[0]["painted"])
-            rest = loads[1:] or loads
-            figures["page_ready_ms"] = round(statistics.median(x["ready"] for x in rest))
-            figures["page_painted_ms"] = round(statistics.median(x["painted"] for x in rest))
-            figures["dom_content_loaded_ms"] = round(statistics.median(x["dom"] for x in rest))
-            figures["data_received_ms"] = round(statistics.median(x["data"] for x in rest))
+            first, warm = browser_loads(base, key, args.runs, max(2, args.loads), cold)
+            figures["features_drawn"] = first[0]["features"]
+            for name, loads in (("first", first), ("warm", warm)):
+                figures[f"{name}_loads"] = len(loads)
+                for k in ("dom", "data", "ready", "painted"):
+                    figures[f"{name}_{k}_ms"] = spread([x[k] for x in loads])
         else:
             figures["browser"] = f"{CHROMIUM} missing: apt-get install chromium"
     finally:

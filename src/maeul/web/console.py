@@ -48,7 +48,7 @@ class Console:
         t = translator(self.w.lang(request))
         layers = [{"key": k, "label": t(f"layer.{k}")} for k in LAYERS]
         # the page preloads this exact URL, so the data travels while the scripts load
-        layers_url = "/web/layers.geojson?layers=" + ",".join(LAYERS)
+        layers_url = "/web/points.json?layers=" + ",".join(LAYERS)
         return self.w.render(request, "console/map.html", layers=layers, layers_url=layers_url,
                              labels={"hidden": t("map.hidden"), "needs": t("map.needs"),
                                      "history": t("map.history"), "loading": t("map.loading"),

@@ -15,15 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..hub.auth import Caller
+from ..hub.core import strip_attrs
 from ..hub.errors import BadRequestData, ResourceNotFound
 from ..hub.store.base import EntityFilter, TemporalFilter
 from .base import short_name
+from .layercache import LayerCache, Point, Snapshot, view_key
 
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
 DV = "https://uri.etsi.org/ngsi-ld/default-context/"
 SDM = "https://smartdatamodels.org/"
 MAX_FEATURES = 20_000
+COMPACT = "maeul-points/1"
+STATUSES = ("ok", "warn", "bad", "none")  # the compact form's status numbers
 HISTORY_N = 60
 
 
@@ -43,8 +49,14 @@ def values(ent: dict[str, Any]) -> Values:
     for iri, insts in ent["attrs"].items():
         if insts:
             first = insts[0]
-            out.setdefault(short_name(iri), first.get("value", first.get("object")))
+            name = _SHORT.get(iri)
+            if name is None:
+                name = _SHORT[iri] = short_name(iri) if len(_SHORT) < 10_000 else ""
+            out.setdefault(name or short_name(iri), first.get("value", first.get("object")))
     return out
+
+
+_SHORT: dict[str, str] = {}  # attribute IRI -> short name; IRIs repeat across entities
 
 
 def _num(v: Any) -> float | None:
@@ -151,8 +163,11 @@ def point_of(geo: Any) -> tuple[float, float] | None:
 class MapData:
     """Reads the hub for the console map with one caller's rights."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, cache: LayerCache | None = None) -> None:
         self.s = services
+        self.cache = cache or LayerCache({t for lay in LAYERS.values() for t in lay.types})
+        if cache is None:
+            services.hub.listeners.append(self.cache)
 
     def _present(self, tenant: str, caller: Caller) -> list[str]:
         """The type IRIs of the tenant's entities that ``caller`` may query."""
@@ -162,28 +177,33 @@ class MapData:
             present = [t for t in present if t in public]
         return present
 
-    def layers(self, tenant: str, caller: Caller, layers: list[Layer],
-               bbox: tuple[float, float, float, float] | None) -> dict[str, Any]:
-        """A FeatureCollection with ``counts`` per layer and ``truncated``."""
+    def snapshot(self, tenant: str, caller: Caller) -> Snapshot:
+        """Every point ``caller`` may see on the whole map, from the cache when current."""
         caller.require(tenant, "read")
+        key = view_key(tenant, caller, lambda: frozenset(self.s.keys.public_types(tenant)))
+        snap = self.cache.get(key, tenant)
+        if snap is None:
+            version = self.cache.version(tenant)
+            started = self.cache.clock()
+            snap = self._build(tenant, caller)
+            self.cache.put(key, tenant, snap, version, started)
+        return snap
+
+    def _build(self, tenant: str, caller: Caller) -> Snapshot:
         hides: dict[tuple[str, ...], Any] = {}
-        feats: list[dict[str, Any]] = []
-        counts: dict[str, int] = {}
-        shown: list[tuple[str, list[str], list[str]]] = []
-        truncated = False
         hub = self.s.hub
         present = self._present(tenant, caller)
-        for layer in layers:
+        points: dict[str, list[Point]] = {}
+        for layer in LAYERS.values():
             types = tuple(t for t in present if short_name(t) in layer.types)
-            counts[layer.key] = 0
+            pts = points[layer.key] = []
             if not types:
                 continue
             if layer.key == "alerts":
-                found = self._alerts(tenant, caller, types, bbox)
+                found = self._alerts(tenant, caller, types, None)
             else:
                 found = []
-                for ent in self.s.store.query_entities(
-                        tenant, EntityFilter(types=types, bbox=bbox)):
+                for ent in self.s.store.query_entities(tenant, EntityFilter(types=types)):
                     key = tuple(ent["type"])
                     if key not in hides:
                         hides[key] = hub.hidden(tenant, caller, ent["type"])
@@ -191,28 +211,74 @@ class MapData:
                     if hide is not None and hide(LOCATION):
                         continue
                     pt = point_of((ent["attrs"].get(LOCATION) or [{}])[0].get("value"))
-                    if pt is None or not _inside(pt, bbox):
+                    if pt is None:
                         continue
-                    if hide is not None:
-                        ent = hub.visible(tenant, caller, ent)
+                    if hide is not None:  # hub.visible, with the predicate looked up once
+                        ent = strip_attrs(ent, hide)
                     found.append((ent, pt))
             for ent, pt in found:
-                if len(feats) >= MAX_FEATURES:
-                    truncated = True
-                    break
-                counts[layer.key] += 1
                 vals = values(ent)
-                feats.append({"type": "Feature", "id": ent["id"],
-                              "geometry": {"type": "Point",
-                                           "coordinates": [round(pt[0], 6), round(pt[1], 6)]},
-                              "properties": {"layer": layer.key, "name": _name(ent, vals),
-                                             "status": layer.status(vals)}})
-                shown.append((ent["id"], ent["type"], [LOCATION]))
-        op = hub.read_recorder(tenant, caller, shown)
-        if op is not None:
-            self.s.store.write(op)
+                pts.append(Point(round(pt[0], 6), round(pt[1], 6), ent["id"], ent["type"],
+                                 _name(ent, vals), layer.status(vals)))
+        # whether a read is recorded depends on the entity's types only: ask once per types
+        kinds = {tuple(p.types): p for pts in points.values() for p in pts}
+        shown = [(p.id, p.types, [LOCATION]) for p in kinds.values()]
+        return Snapshot(points, hub.read_recorder(tenant, caller, shown) is not None)
+
+    def select(self, tenant: str, caller: Caller, layers: list[Layer],
+               bbox: tuple[float, float, float, float] | None
+               ) -> tuple[Snapshot, dict[str, list[Point]], dict[str, int], bool]:
+        """The snapshot, the chosen layers' points in ``bbox`` (at most MAX_FEATURES in
+        all), their counts and whether some were left out; records the reads."""
+        snap = self.snapshot(tenant, caller)
+        chosen: dict[str, list[Point]] = {}
+        total = 0
+        truncated = False
+        for layer in layers:
+            pts = snap.points.get(layer.key, [])
+            if bbox is not None:
+                x0, y0, x1, y1 = bbox
+                pts = [p for p in pts if x0 <= p.lon <= x1 and y0 <= p.lat <= y1]
+            if total + len(pts) > MAX_FEATURES:
+                pts = pts[:MAX_FEATURES - total]
+                truncated = True
+            chosen[layer.key] = pts
+            total += len(pts)
+        if snap.records_reads:
+            shown = [(p.id, p.types, [LOCATION]) for pts in chosen.values() for p in pts]
+            op = self.s.hub.read_recorder(tenant, caller, shown)
+            if op is not None:
+                self.s.store.write(op)
+        return snap, chosen, {k: len(v) for k, v in chosen.items()}, truncated
+
+    def layers(self, tenant: str, caller: Caller, layers: list[Layer],
+               bbox: tuple[float, float, float, float] | None) -> dict[str, Any]:
+        """A FeatureCollection with ``counts`` per layer and ``truncated``."""
+        _snap, chosen, counts, truncated = self.select(tenant, caller, layers, bbox)
+        feats = [{"type": "Feature", "id": p.id,
+                  "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+                  "properties": {"layer": key, "name": p.name, "status": p.status}}
+                 for key, pts in chosen.items() for p in pts]
         return {"type": "FeatureCollection", "features": feats, "counts": counts,
                 "truncated": truncated}
+
+    def points(self, tenant: str, caller: Caller, layers: list[Layer],
+               bbox: tuple[float, float, float, float] | None) -> bytes:
+        """The compact form (``COMPACT``) as JSON bytes; the whole map's is kept rendered."""
+        snap, chosen, counts, truncated = self.select(tenant, caller, layers, bbox)
+        cache_key = ("points", tuple(chosen)) if bbox is None else None
+        body = snap.bodies.get(cache_key) if cache_key else None
+        if body is None:
+            st = {s: i for i, s in enumerate(STATUSES)}
+            body = orjson.dumps({
+                "format": COMPACT, "statuses": list(STATUSES), "counts": counts,
+                "truncated": truncated,
+                "layers": {key: [[p.lon, p.lat, p.id, st.get(p.status, 0)]
+                                 + ([p.name] if p.name != _tail(p.id) else [])
+                                 for p in pts] for key, pts in chosen.items()}})
+            if cache_key:
+                snap.bodies[cache_key] = body
+        return body
 
     def _alerts(self, tenant: str, caller: Caller, types: tuple[str, ...],
                 bbox: tuple[float, float, float, float] | None
@@ -288,8 +354,12 @@ def _inside(pt: tuple[float, float], bbox: tuple[float, float, float, float] | N
     return bbox[0] <= pt[0] <= bbox[2] and bbox[1] <= pt[1] <= bbox[3]
 
 
+def _tail(eid: str) -> str:
+    return eid.rsplit(":", 1)[-1][:80]
+
+
 def _name(ent: dict[str, Any], vals: Values) -> str:
     name = vals.get("name")
     if isinstance(name, str) and name:
         return name[:80]
-    return str(ent["id"]).rsplit(":", 1)[-1][:80]
+    return _tail(str(ent["id"]))

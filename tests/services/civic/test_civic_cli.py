@@ -71,7 +71,8 @@ def test_classify_refuses_a_broken_taxonomy(tmp_path: Path) -> None:
 def test_eval_prints_every_figure_on_small_sets(tmp_path: Path) -> None:
     complaints = tmp_path / "c.jsonl"
     complaints.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in [
-        {"text": "밤에 골목이 깜깜해요 보안등 좀 봐주세요", "category": "streetlight", "lang": "ko"},
+        {"text": "밤에 골목이 깜깜해요 보안등 좀 봐주세요", "category": "streetlight",
+         "lang": "ko"},
         {"text": "아파트 앞 인도에 차를 세워놔서 유모차가 못 지나가요", "category": "parking",
          "lang": "ko"},
         {"text": "The bus never stops at our stop anymore", "category": "transit", "lang": "en"},

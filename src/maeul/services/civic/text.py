@@ -123,7 +123,8 @@ class Embedder:
         vecs = np.asarray(out, dtype=np.float32).reshape(len(batch), self.dim)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return vecs / norms
+        unit: Vectors = (vecs / norms).astype(np.float32, copy=False)
+        return unit
 
     def query(self, texts: str | Sequence[str]) -> Vectors:
         """Vectors for what someone asks or reports (rows follow ``texts``)."""
