@@ -174,8 +174,30 @@ def test_a_stricter_gate_refuses_more(desk: Desk) -> None:
     q = "여권 사진은 어떤 크기로 찍어야 하나요?"
     assert not desk.ask(q).refused
     strict = Desk(desk.index, gate=Gate(min_similarity=0.99, sure_similarity=0.99,
-                                        loose_similarity=0.99))
+                                        loose_similarity=0.99, distinct_z=99.0))
     assert strict.ask(q).refused
+
+
+def test_a_distinct_best_passage_answers_colloquial_wording(desk: Desk) -> None:
+    # few of its words are in the passage, but the passage stands far above the rest
+    q = "닭 뼈는 음식물 쓰레기로 버리면 되나요?"
+    f = desk.features(q)
+    assert f.z[0] >= desk.gate.distinct_z > max(f.z[1:])
+    out = desk.ask(q)
+    assert not out.refused and out.confidence >= 0.5
+    assert "뼈" in out.citations[0]["quote"]
+    assert Desk(desk.index, gate=Gate(distinct_z=99.0)).ask(q).refused
+
+
+def test_who_questions_need_a_named_person(desk: Desk) -> None:
+    # the ordinance speaks of 예시시장 (the mayor's office) but names nobody
+    out = desk.ask("예시시 시장이 누구에요")
+    assert out.refused and out.signals["why"].startswith("asks for a person")
+
+
+def test_english_names_no_document_mentions_are_refused(desk: Desk) -> None:
+    out = desk.ask("What are the opening hours of the Seoul Global Center?")
+    assert out.refused and out.signals.get("unknown_names") == 1
 
 
 # -- the command line ----------------------------------------------------------------------

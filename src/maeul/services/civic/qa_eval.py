@@ -2,7 +2,9 @@
 
 A question set is JSON Lines: ``{"id", "question", "document", "must"}`` for a question the
 documents answer (``must``: a string the passage holding the answer contains) or
-``{"id", "question", "out_of_scope": true}`` for one they do not.
+``{"id", "question", "out_of_scope": true}`` for one they do not; an optional ``lang`` gives
+the question's language (figures are also given per language). ``questions.jsonl`` and the
+blind set ``questions_blind.jsonl`` share this schema.
 
 Figures (shares are of the in-scope questions unless said otherwise):
 
@@ -178,9 +180,14 @@ def calibrate(desk: Any, questions: Sequence[dict[str, Any]],
     right = np.zeros((len(questions), k), dtype=bool)
     oos = np.array([bool(q.get("out_of_scope")) for q in questions])
     blocked = np.zeros(len(questions), dtype=bool)
+    # the distinct corner (the best passage far above the collection) is not in the grid:
+    # it answers the same way for every grid point, with the desk's own gate settings
+    distinct = np.zeros(len(questions), dtype=bool)
+    dg = desk.gate
     for i, q in enumerate(questions):
         f = desk.features(q["question"])
         blocked[i] = not f.terms or bool(f.unknown)
+        distinct[i] = bool(f.z) and f.z[0] >= dg.distinct_z and f.covs[0] >= dg.distinct_coverage
         spans = [] if oos[i] else answer_spans(desk, q["document"], q["must"])
         for j, (hit, cov) in enumerate(zip(f.hits[:k], f.covs[:k], strict=True)):
             sims[i, j], covs[i, j] = hit.similarity, cov
@@ -198,6 +205,8 @@ def calibrate(desk: Any, questions: Sequence[dict[str, Any]],
         ok = ((sims >= g.min_similarity) & (covs >= g.min_coverage)) \
             | ((sims >= g.sure_similarity) & (covs >= g.sure_coverage)) \
             | ((sims >= g.loose_similarity) & (covs >= g.loose_coverage))
+        # the distinct corner applies only after no candidate passed (Desk.choose)
+        ok[:, 0] |= distinct & ~ok.any(axis=1)
         ok[blocked] = False
         answered = ok.any(axis=1)
         if (answered & oos).any():
