@@ -36,8 +36,6 @@ from .documents import LoadResult, Passage, load_documents
 from .text import Embedder, Vectors, embedder, tokens
 
 log = logging.getLogger(__name__)
-# bm25s logs each index build at DEBUG; the CLI prints JSON on stdout and keeps stderr quiet
-logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 CACHE_VERSION = 1
 
@@ -98,6 +96,9 @@ class DocIndex:
 
     def __post_init__(self) -> None:
         import bm25s
+
+        # bm25s sets its own logger to DEBUG on import; the CLI keeps stderr for problems
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
 
         self._bm25 = bm25s.BM25()
         # bm25s cannot index an empty corpus; an empty index answers nothing
