@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,7 @@ from ..trust.audit import verify_store
 from ..trust.decisions import DECIDE_ROLES
 from .base import Web
 from .i18n import translator
-from .mapdata import LAYERS
+from .mapdata import LAYERS, MapData
 from .session import Session
 
 ACTIONS = ("approve", "reject", "modify", "rollback")
@@ -36,9 +37,10 @@ def _member(sess: Session) -> None:
 
 
 class Console:
-    def __init__(self, web: Web) -> None:
+    def __init__(self, web: Web, mapdata: MapData | None = None) -> None:
         self.w = web
         self.s = web.s
+        self.mapdata = mapdata
 
     # -- map ---------------------------------------------------------------------------------
     async def map(self, request: Request) -> Response:
@@ -49,13 +51,25 @@ class Console:
         layers = [{"key": k, "label": t(f"layer.{k}")} for k in LAYERS]
         # the page preloads this exact URL, so the data travels while the scripts load
         layers_url = "/web/points.json?layers=" + ",".join(LAYERS)
-        return self.w.render(request, "console/map.html", layers=layers, layers_url=layers_url,
+        resp = self.w.render(request, "console/map.html", layers=layers, layers_url=layers_url,
                              labels={"hidden": t("map.hidden"), "needs": t("map.needs"),
                                      "history": t("map.history"), "loading": t("map.loading"),
                                      "observed": t("map.observed"), "none": t("map.none"),
                                      "notfound": t("map.notfound"),
                                      "attr": t("map.attr"), "value": t("map.value"),
                                      "more": t("map.more")})
+        if self.mapdata is not None:
+            # read the map's points while the browser parses the page: its preload of them
+            # then waits for this read (one per view) instead of starting its own
+            resp.background = BackgroundTask(self._warm, sess)
+        return resp
+
+    def _warm(self, sess: Session) -> None:
+        assert self.mapdata is not None
+        try:
+            self.mapdata.snapshot(sess.tenant, sess.caller)
+        except NgsiError:
+            pass  # the page's own request for the points reports it
 
     # -- decisions -----------------------------------------------------------------------------
     def _lists(self, sess: Session, offset: int) -> dict[str, Any]:

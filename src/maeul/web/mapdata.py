@@ -1,11 +1,14 @@
-"""Map data for the console: compact GeoJSON layers and one entity's popup.
+"""Map data for the console: the layers' points and one entity's popup.
 
 ``/web/layers.geojson?layers=signals,parking&bbox=minLon,minLat,maxLon,maxLat`` returns one
 point per entity (its ``location``, or the middle vertex of a line or polygon) with only
-``layer``, ``name`` and ``status``, so 10,000 points stay a few hundred kilobytes. Entities
-are read with the caller's rights, exactly as the NGSI-LD API reads them: anonymous callers
-see only the tenant's public types, and attributes the caller may not see (a personal
-location, say) are removed before anything is taken from them.
+``layer``, ``name`` and ``status``; ``/web/points.json`` (same parameters) says the same in
+the compact form the console's map reads (``COMPACT``: per layer ``[lon, lat, id, status
+number, name]``, the name left out when it is the id's last segment), a third of the size.
+Entities are read with the caller's rights, exactly as the NGSI-LD API reads them: anonymous
+callers see only the tenant's public types, and attributes the caller may not see (a
+personal location, say) are removed before anything is taken from them. The whole map's
+points are kept per view of the hub (``layercache``) until the hub changes.
 """
 
 from __future__ import annotations
@@ -182,47 +185,54 @@ class MapData:
         caller.require(tenant, "read")
         key = view_key(tenant, caller, lambda: frozenset(self.s.keys.public_types(tenant)))
         snap = self.cache.get(key, tenant)
-        if snap is None:
-            version = self.cache.version(tenant)
-            started = self.cache.clock()
-            snap = self._build(tenant, caller)
-            self.cache.put(key, tenant, snap, version, started)
+        if snap is not None:
+            return snap
+        with self.cache.building(key):  # one build per view at a time; the others wait for it
+            snap = self.cache.get(key, tenant)
+            if snap is None:
+                version = self.cache.version(tenant)
+                started = self.cache.clock()
+                snap = self._build(tenant, caller)
+                self.cache.put(key, tenant, snap, version, started)
         return snap
 
     def _build(self, tenant: str, caller: Caller) -> Snapshot:
-        hides: dict[tuple[str, ...], Any] = {}
         hub = self.s.hub
         present = self._present(tenant, caller)
         points: dict[str, list[Point]] = {}
+        kinds: dict[tuple[str, ...], tuple[list[str], Any]] = {}
         for layer in LAYERS.values():
             types = tuple(t for t in present if short_name(t) in layer.types)
             pts = points[layer.key] = []
             if not types:
                 continue
             if layer.key == "alerts":
-                found = self._alerts(tenant, caller, types, None)
-            else:
-                found = []
-                for ent in self.s.store.query_entities(tenant, EntityFilter(types=types)):
-                    key = tuple(ent["type"])
-                    if key not in hides:
-                        hides[key] = hub.hidden(tenant, caller, ent["type"])
-                    hide = hides[key]
-                    if hide is not None and hide(LOCATION):
-                        continue
-                    pt = point_of((ent["attrs"].get(LOCATION) or [{}])[0].get("value"))
-                    if pt is None:
-                        continue
-                    if hide is not None:  # hub.visible, with the predicate looked up once
-                        ent = strip_attrs(ent, hide)
-                    found.append((ent, pt))
-            for ent, pt in found:
+                for ent, at in self._alerts(tenant, caller, types, None):
+                    vals = values(ent)
+                    pts.append(Point(round(at[0], 6), round(at[1], 6), ent["id"],
+                                     ent["type"], _name(ent, vals), layer.status(vals)))
+                continue
+            # each entity becomes its point at once: keeping 10,000 decoded documents alive
+            # would make the garbage collector walk them again and again
+            for ent in self.s.store.query_entities(tenant, EntityFilter(types=types)):
+                key = tuple(ent["type"])
+                kind = kinds.get(key)
+                if kind is None:  # one types list and one predicate per kind of entity
+                    kind = kinds[key] = (ent["type"], hub.hidden(tenant, caller, ent["type"]))
+                typ, hide = kind
+                if hide is not None and hide(LOCATION):
+                    continue
+                pt = point_of((ent["attrs"].get(LOCATION) or [{}])[0].get("value"))
+                if pt is None:
+                    continue
+                if hide is not None:  # hub.visible, with the predicate looked up once
+                    ent = strip_attrs(ent, hide)
                 vals = values(ent)
-                pts.append(Point(round(pt[0], 6), round(pt[1], 6), ent["id"], ent["type"],
+                pts.append(Point(round(pt[0], 6), round(pt[1], 6), ent["id"], typ,
                                  _name(ent, vals), layer.status(vals)))
         # whether a read is recorded depends on the entity's types only: ask once per types
-        kinds = {tuple(p.types): p for pts in points.values() for p in pts}
-        shown = [(p.id, p.types, [LOCATION]) for p in kinds.values()]
+        first = {tuple(p.types): p for pts in points.values() for p in pts}
+        shown = [(p.id, p.types, [LOCATION]) for p in first.values()]
         return Snapshot(points, hub.read_recorder(tenant, caller, shown) is not None)
 
     def select(self, tenant: str, caller: Caller, layers: list[Layer],

@@ -102,11 +102,11 @@ class Static(StaticFiles):
 
 def web_routes(services: Any) -> list[BaseRoute]:
     web = Web(services)
-    con = Console(web)
+    api = MapApi(web)
+    con = Console(web, api.data)
     por = Portal(web)
     civ = Citizen(web)
     sign = SignIn(web)
-    api = MapApi(web)
     page = web.page
     signed = {"signed_in": True}
 

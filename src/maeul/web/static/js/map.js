@@ -71,6 +71,14 @@
       m.off('moveend zoomend resize viewreset', this.redraw, this);
     },
     redraw: function () {
+      // one paint per frame however many events asked for it (a zoom sends three)
+      if (this._frame) { return; }
+      var self = this;
+      this._frame = L.Util.requestAnimFrame(function () { self.flush(); });
+    },
+    flush: function () {
+      if (this._frame) { L.Util.cancelAnimFrame(this._frame); this._frame = null; }
+      if (!this._map) { return; }
       var m = this._map, c = this._c, size = m.getSize();
       var dpr = window.devicePixelRatio || 1;
       var topLeft = m.containerPointToLayerPoint([0, 0]);
@@ -109,6 +117,7 @@
     },
     hit: function (pt) {
       // the nearest drawn point within its radius (+2 px)
+      if (this._frame) { this.flush(); }
       var best = null, bestD = Infinity, xy = this._xy;
       cfg.layers.forEach(function (l) {
         var a = xy[l.key];
@@ -200,7 +209,7 @@
       };
       sel.addEventListener('change', draw);
       box.appendChild(label); box.appendChild(sel); box.appendChild(chart);
-      setTimeout(draw, 0);
+      charts().then(draw).catch(function () {});
     }
     return box;
   }
@@ -219,7 +228,7 @@
       .catch(function () { detail.textContent = T.notfound; });
   }
 
-  function draw(fc) {
+  function load(fc) {
     data = fc.layers || {};
     features.clear();
     var n = 0;
@@ -231,13 +240,34 @@
       });
       n += data[k].length;
     });
-    points.redraw();
     Object.keys(fc.counts).forEach(function (k) {
       var c = document.querySelector('[data-count="' + k + '"]');
       if (c) { c.textContent = fc.counts[k]; }
     });
     statusEl.textContent = n ? '' : T.none;
     el.setAttribute('data-features', String(n));
+  }
+
+  function draw(fc) {
+    load(fc);
+    points.redraw();
+  }
+
+  var chartsReq = null;
+  function charts() {
+    // uPlot is needed only once a popup shows a history: not on the map's first paint
+    function script(src) {
+      return new Promise(function (ok, fail) {
+        var s = document.createElement('script');
+        s.src = src; s.onload = ok; s.onerror = fail;
+        document.body.appendChild(s);
+      });
+    }
+    if (!chartsReq) {
+      chartsReq = script('/static/uplot/uPlot.iife.min.js')
+        .then(function () { return script('/static/js/charts.js'); });
+    }
+    return chartsReq;
   }
 
   function refresh() {
@@ -253,8 +283,9 @@
       basemap = L.geoJSON(roads, { renderer: renderer, interactive: false,
         style: { color: '#7b808a', weight: 2, opacity: 0.8 } }).addTo(map);
     }
-    draw(fc);
-    // the basemap says where the city is (its signal twin's network first)
+    load(fc);
+    // the basemap says where the city is (its signal twin's network first); the view is
+    // set before the points are painted, so they are painted once
     var home = roads.bbox;
     var bounds = home ? L.latLngBounds([home[1], home[0]], [home[3], home[2]]) : null;
     if (!bounds || !bounds.isValid()) {
@@ -262,7 +293,8 @@
       features.forEach(function (v) { pts.push(v.latlng); });
       bounds = pts.length ? L.latLngBounds(pts) : null;
     }
-    if (bounds && bounds.isValid()) { map.fitBounds(bounds, { padding: [20, 20] }); }
+    if (bounds && bounds.isValid()) { map.fitBounds(bounds, { padding: [20, 20], animate: false }); }
+    points.flush();
     el.setAttribute('data-ready', '1');
     if (window.performance && performance.mark) { performance.mark('maeul-map-ready'); }
     map.on('moveend', function () { setTimeout(refresh, 200); });
