@@ -120,3 +120,15 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"real data folder {DATA_DIR} is absent (set MAEUL_DATA_DIR)")
     return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _declared_entries_restored() -> Iterator[None]:
+    """Services declare their registry entries process-wide when first used; each test starts
+    from the declarations the imports made, as other tests count declared entries."""
+    from maeul.trust.registry_model import DECLARED
+
+    before = dict(DECLARED)
+    yield
+    DECLARED.clear()
+    DECLARED.update(before)

@@ -41,3 +41,57 @@ def app_client(settings: Any) -> Iterator[Any]:
         with TestClient(app) as client:
             client.services = app.state.services  # type: ignore[attr-defined]
             yield client
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright; skips without it (fails under
+    ``MAEUL_REQUIRE_SERVICES=1``, as CI sets)."""
+    import os
+
+    import pytest
+
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("MAEUL_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"MAEUL_REQUIRE_SERVICES=1 but {msg}")
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@contextmanager
+def threaded_server(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on a free port; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from serverproc import free_port
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                        log_level="warning", access_log=False))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and th.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        th.join(15)

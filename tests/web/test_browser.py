@@ -9,9 +9,6 @@ MAEUL_REQUIRE_SERVICES=1 (CI), where they fail.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 import pytest
 from webcity import FLOW, FLOW_T, SDM, SIG, T, accounts, green, proposal, seed
 
-from support import make_settings
+from support import chromium, make_settings, threaded_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,58 +34,37 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("MAEUL_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"MAEUL_REQUIRE_SERVICES=1 but {msg}")
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real HTTP server (uvicorn in a thread) on a free port with a seeded city."""
-    import uvicorn
 
     from maeul.hub.server import build_app
-    from serverproc import free_port
 
     d = tmp_path_factory.mktemp("browser")
     app = build_app(make_settings(f"sqlite:///{d}/web.db", d, auth_enabled=True,
                                   trust_jobs=False))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                        log_level="warning", access_log=False))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and th.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    s = app.state.services
-    seed(s)
-    accounts(s)
-    # a delay reading now, so the traffic KPI has values and the dashboard draws a chart
-    from maeul.hub.entities import expand_entity
+    with threaded_server(app) as base:
+        s = app.state.services
+        seed(s)
+        accounts(s)
+        # a delay reading now, so the traffic KPI has values and the dashboard draws a chart
+        from maeul.hub.entities import expand_entity
 
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    s.hub.append_attrs(T, FLOW, expand_entity({
-        "id": FLOW, "type": FLOW_T,
-        "averageDelay": {"type": "Property", "value": 31.5, "observedAt": now},
-        f"{SDM}Transportation/averageVehicleSpeed": {"type": "Property", "value": 22.0,
-                                                    "observedAt": now}},
-        s.resolver.resolve(None)), False)
-    s.trust.kpis.compute(T)
-    s.trust.kpis.compute(T)
-    app.state.base = f"http://127.0.0.1:{port}"
-    yield app
-    srv.should_exit = True
-    th.join(15)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        s.hub.append_attrs(T, FLOW, expand_entity({
+            "id": FLOW, "type": FLOW_T,
+            "averageDelay": {"type": "Property", "value": 31.5, "observedAt": now},
+            f"{SDM}Transportation/averageVehicleSpeed": {"type": "Property", "value": 22.0,
+                                                        "observedAt": now}},
+            s.resolver.resolve(None)), False)
+        s.trust.kpis.compute(T)
+        s.trust.kpis.compute(T)
+        app.state.base = base
+        yield app
 
 
 class Visit:

@@ -7,18 +7,15 @@ violation); screenshots in test-artifacts/web/. Skips without /usr/bin/chromium
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import ARGS, CHROMIUM, PHONE, Visit
+from test_browser import PHONE, Visit
 from webcity import T, seed
 
-from support import make_settings
+from support import chromium, make_settings, threaded_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,58 +31,36 @@ COMPLAINT = "시청 앞 가로등이 밤새 꺼져 있어서 길이 너무 어�
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("MAEUL_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"MAEUL_REQUIRE_SERVICES=1 but {msg}")
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """uvicorn in a thread with the seeded city, a road for the basemap, the civic desk."""
-    import uvicorn
-
     from maeul.hub.entities import expand_entity
     from maeul.hub.server import build_app
     from maeul.trust.registry_model import DECLARED
-    from serverproc import free_port
 
     d = tmp_path_factory.mktemp("citizen-browser")
     app = build_app(make_settings(f"sqlite:///{d}/web.db", d, auth_enabled=True,
                                   trust_jobs=False, civic_media_dir=d / "media",
                                   civic_cache_dir=ROOT / "var" / "civic"))
     before = dict(DECLARED)  # after the imports' declarations; the desk adds its own on use
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                        log_level="warning", access_log=False))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and th.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    s = app.state.services
-    seed(s)
-    s.hub.create_entity(T, expand_entity({
-        "id": ROAD, "type": "RoadSegment",
-        "location": {"type": "GeoProperty", "value": {
-            "type": "LineString", "coordinates": [[6.945, 50.938], [6.950, 50.940],
-                                                  [6.958, 50.944]]}}},
-        s.resolver.resolve(None)))
-    # the desk's models load here, not inside a page load the browser waits for
-    s.civic.route(T, "가로등")
-    s.civic.ask(T, "대형폐기물은 어떻게 버리나요?", "ko", "test")
-    app.state.base = f"http://127.0.0.1:{port}"
-    yield app
-    srv.should_exit = True
-    th.join(15)
+    with threaded_server(app) as base:
+        s = app.state.services
+        seed(s)
+        s.hub.create_entity(T, expand_entity({
+            "id": ROAD, "type": "RoadSegment",
+            "location": {"type": "GeoProperty", "value": {
+                "type": "LineString", "coordinates": [[6.945, 50.938], [6.950, 50.940],
+                                                      [6.958, 50.944]]}}},
+            s.resolver.resolve(None)))
+        # the desk's models load here, not inside a page load the browser waits for
+        s.civic.route(T, "가로등")
+        s.civic.ask(T, "대형폐기물은 어떻게 버리나요?", "ko", "test")
+        app.state.base = base
+        yield app
     DECLARED.clear()
     DECLARED.update(before)
 

@@ -18,18 +18,6 @@ DV = "https://uri.etsi.org/ngsi-ld/default-context/"
 T = "default"
 KST = timedelta(hours=9)
 
-
-@pytest.fixture(autouse=True)
-def _declared_entries_restored() -> Iterator[None]:
-    # enrolment declares the care entry process-wide; other tests count declared entries
-    from maeul.trust.registry_model import DECLARED
-
-    before = dict(DECLARED)
-    yield
-    DECLARED.clear()
-    DECLARED.update(before)
-
-
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[Any]:
     settings = make_settings(f"sqlite:///{tmp_path}/care.db", tmp_path, auth_enabled=True,

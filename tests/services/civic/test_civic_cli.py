@@ -7,24 +7,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(autouse=True)
-def _declared_entries_restored() -> Iterator[None]:
-    from maeul.trust.registry_model import DECLARED
-
-    before = dict(DECLARED)
-    yield
-    DECLARED.clear()
-    DECLARED.update(before)
-
 
 def _maeul(*args: str, stdin: str = "", env: dict[str, str] | None = None
            ) -> subprocess.CompletedProcess[str]:

@@ -17,17 +17,6 @@ O311 = "/open311/v2"
 C = "/civic/v1"
 PHONE = "010-2345-6789"
 
-
-@pytest.fixture(autouse=True)
-def _declared_entries_restored() -> Iterator[None]:
-    from maeul.trust.registry_model import DECLARED
-
-    before = dict(DECLARED)
-    yield
-    DECLARED.clear()
-    DECLARED.update(before)
-
-
 def _city(tmp_path: Path, store_url: str | None = None, **extra: Any) -> Any:
     settings = make_settings(store_url or f"sqlite:///{tmp_path}/civic.db", tmp_path,
                              auth_enabled=True, trust_jobs=False,
