@@ -128,8 +128,12 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     preload = data / "smart_data_models"
     if settings.context_preload_dir is None and preload.is_dir():
         settings = settings.model_copy(update={"context_preload_dir": preload})
-    app = build_app(settings)
-    services = app.state.services
+    from .hub.app import Services
+
+    # the demo owns the services, so it can stop the signal twin and the feeder before the
+    # store closes (the app would close it first and leave the twin writing to a closed store)
+    services = Services(settings)
+    app = build_app(settings, services)
     print(f"maeul demo: store {settings.store_url}; importing real open data from {data} ...",
           flush=True)
     t0 = time.monotonic()
@@ -181,3 +185,4 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
         if signals is not None:
             signals.stop(timeout=10)
         feeder.join(timeout=5)
+        services.close()
