@@ -123,6 +123,32 @@ def _quarter() -> str:
     return f"{now.year}Q{(now.month - 1) // 3 + 1}"
 
 
+# reports a demo citizen files once the server runs, around the cologne8 twin (lon, lat)
+DEMO_REPORTS = [
+    ("중앙로 사거리 가로등이 어젯밤부터 꺼져 있어서 길이 너무 어두워요", 6.9520, 50.9412),
+    ("버스정류장 옆 인도에 큰 포트홀이 생겨서 넘어질 뻔했어요", 6.9575, 50.9398),
+    ("공원 입구에 누가 소파랑 쓰레기 봉투를 잔뜩 버리고 갔어요", 6.9491, 50.9433),
+    ("The traffic light at the school crossing has been dark since this morning",
+     6.9548, 50.9421),
+    ("새벽마다 공사장에서 쿵쿵거리는 소리 때문에 잠을 못 자요", 6.9603, 50.9388),
+    ("Cars are parked on the pavement outside the library every evening", 6.9512, 50.9445),
+]
+
+
+def _file_reports(services: Any, stop: threading.Event) -> None:
+    """File the demo citizens' reports through the civic desk (its models load here, in the
+    background, so the demo starts at once)."""
+    for text, lon, lat in DEMO_REPORTS:
+        if stop.is_set():
+            return
+        try:
+            services.civic.submit("default", {"description": text, "lat": lat, "long": lon},
+                                  "demo-citizen", channel="demo")
+        except Exception:  # the demo goes on without the desk (e.g. without the nlp extra)
+            log.warning("the demo's complaints were not filed", exc_info=True)
+            return
+
+
 def run_demo(settings: Settings, duration: float | None = None) -> None:
     data = settings.data_dir
     preload = data / "smart_data_models"
@@ -158,6 +184,8 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     print(f"  public KPIs   {base}/public/v1/kpis  ({sum(k.value is not None for k in kpis)}"
           f" of {len(kpis)} have data)")
     print(f"  report        {base}/public/v1/reports/{_quarter()}.html")
+    print(f"  complaints    {base}/open311/v2/requests.json (a demo citizen files "
+          f"{len(DEMO_REPORTS)} once the desk's models load); ask at {base}/portal/ask")
     if signals is not None:
         print(f"\nSignal twin: {SIGNALS_NET} ({SIGNALS_CONTROLLER}, {SIGNALS_SPEED:g}x real time, "
               f"impact level {signals.level}, proposals applied automatically):")
@@ -173,6 +201,8 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
     stop = threading.Event()
     feeder = threading.Thread(target=_replay, args=(services, rounds, stop, 2.0), daemon=True)
     feeder.start()
+    reporter = threading.Thread(target=_file_reports, args=(services, stop), daemon=True)
+    reporter.start()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False)
     server = uvicorn.Server(config)
@@ -185,4 +215,5 @@ def run_demo(settings: Settings, duration: float | None = None) -> None:
         if signals is not None:
             signals.stop(timeout=10)
         feeder.join(timeout=5)
+        reporter.join(timeout=30)  # a report being filed finishes before the store closes
         services.close()
