@@ -48,7 +48,7 @@ def test_default_examples_are_many_distinct_and_bilingual() -> None:
     tax = load_taxonomy()
     seen: set[str] = set()
     for cat in tax.categories:
-        assert 20 <= len(cat.examples["ko"]) <= 25, cat.code
+        assert 20 <= len(cat.examples["ko"]) <= 35, cat.code
         assert 4 <= len(cat.examples["en"]) <= 6, cat.code
         assert cat.keywords["ko"] and cat.keywords["en"], cat.code
         assert cat.description["ko"] and cat.description["en"], cat.code
