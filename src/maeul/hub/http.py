@@ -69,11 +69,15 @@ def problem_response(err: NgsiError, instance: str | None = None) -> Response:
                     headers=headers)
 
 
-def tenant_of(request: Request) -> str:
-    t = request.headers.get(TENANT_HEADER) or DEFAULT_TENANT
+def check_tenant(t: str, name: str = "NGSILD-Tenant") -> str:
+    """``t`` if it is a well-formed tenant name; BadRequestData naming ``name`` otherwise."""
     if len(t) > 64 or not all(c.isalnum() or c in "-_." for c in t):
-        raise BadRequestData("NGSILD-Tenant must be up to 64 letters, digits, '-', '_' or '.'")
+        raise BadRequestData(f"{name} must be up to 64 letters, digits, '-', '_' or '.'")
     return t
+
+
+def tenant_of(request: Request) -> str:
+    return check_tenant(request.headers.get(TENANT_HEADER) or DEFAULT_TENANT)
 
 
 def negotiate(request: Request, allow_geojson: bool = False) -> str:

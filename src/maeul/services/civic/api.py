@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from ...hub.api import Api
 from ...hub.errors import BadRequestData, Forbidden, NgsiError, ResourceNotFound
-from ...hub.http import TENANT_HEADER, tenant_of
+from ...hub.http import TENANT_HEADER, check_tenant, tenant_of
 from ...trust.http import TrustApi
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ _MAGIC = ((b"\xff\xd8\xff", "jpg", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "png", 
 def _tenant(request: Request, params: dict[str, Any]) -> str:
     jid = params.get("jurisdiction_id")
     if jid:
-        if not isinstance(jid, str) or len(jid) > 64 or not all(
-                c.isalnum() or c in "-_." for c in jid):
-            raise BadRequestData("jurisdiction_id must be up to 64 letters, digits, '-', '_', '.'")
+        if not isinstance(jid, str):
+            raise BadRequestData("jurisdiction_id must be a text")
+        check_tenant(jid, "jurisdiction_id")
         header = request.headers.get(TENANT_HEADER)
         if header and header != jid:
             raise BadRequestData("jurisdiction_id and the NGSILD-Tenant header disagree")

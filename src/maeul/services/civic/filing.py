@@ -13,6 +13,7 @@ from ...hub.errors import ResourceNotFound
 from ...hub.store.base import Tx
 from ...trust.events import ComplaintFiled, emit
 from .requests import ENTITY_TYPE, RequestIn, entity_id, new_request_id
+from .text import has_hangul
 
 TOKEN_KIND = "civic_token"  # digest of each request's confirmation token
 
@@ -30,7 +31,7 @@ def file_request(svc: Any, tenant: str, req: RequestIn, cat: Any, routing: Any,
                  now: datetime, actor: str, channel: str) -> dict[str, Any]:
     """Create the request entity, its confirmation token and its audit record together."""
     tax = svc.taxonomy()
-    lang = req.lang or ("ko" if _has_hangul(req.description or "") else "en")
+    lang = req.lang or ("ko" if has_hangul(req.description or "") else "en")
     dept = tax.departments[cat.department]
     rid = new_request_id(now.astimezone(svc.tz))
     eid = entity_id(rid)
@@ -150,7 +151,7 @@ def link_report(svc: Any, tenant: str, dup_eid: str, cat: Any, req: RequestIn, a
 
     n = svc.s.store.write(op)
     rid = dup_eid.rsplit(":", 1)[-1]
-    lang = req.lang or ("ko" if _has_hangul(req.description or "") else "en")
+    lang = req.lang or ("ko" if has_hangul(req.description or "") else "en")
     return {
         "service_request_id": rid,
         "service_notice": _pick({
@@ -170,9 +171,6 @@ def _pick(m: Any, lang: str) -> Any:
         return m.get(lang) or m.get("ko") or m.get("en") or next(iter(m.values()), None)
     return m
 
-
-def _has_hangul(text: str) -> bool:
-    return any("\uac00" <= c <= "\ud7a3" for c in text)
 
 
 def _digest(token: str) -> str:

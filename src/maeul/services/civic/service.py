@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ...hub.entities import View, expand_entity, now_iso
+from ...hub.entities import View, expand_entity, now_iso, parse_time
 from ...hub.errors import BadRequestData, Forbidden, ResourceNotFound
 from ...hub.store.base import EntityFilter, Tx
 from ...trust.events import ComplaintRerouted, ComplaintStatusChanged, emit
@@ -100,9 +100,9 @@ class CivicService:
             return clf
 
     def model_version(self, tenant: str) -> str:
-        tax = self.taxonomy()
-        raw = repr(sorted(tax.codes)).encode()
-        n = len(self.s.store.reader().list_json(CASE_KIND, tenant))
+        """The taxonomy's fingerprint and how many routed cases the tenant's model learned."""
+        raw = repr(sorted(self.taxonomy().codes)).encode()
+        n = self.classifier(tenant).case_count
         return f"taxonomy-{hashlib.sha256(raw).hexdigest()[:8]}+{n}cases"
 
     def gazetteer(self, tenant: str) -> Any:
@@ -466,19 +466,12 @@ class CivicService:
 
 
 def _parse(v: Any) -> datetime | None:
-    if not isinstance(v, str):
-        return None
+    """A stored time, or None when it is missing or malformed (such rows are skipped)."""
     try:
-        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_time(v, "time")
+    except BadRequestData:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _param_time(v: str | None, name: str) -> datetime | None:
-    if not v:
-        return None
-    t = _parse(v)
-    if t is None:
-        raise BadRequestData(f"{name}: a W3C date-time like 2026-11-23T09:00:00Z")
-    return t
+    return parse_time(v, name) if v else None
