@@ -104,7 +104,7 @@ def test_timerel(sensor: Any) -> None:
     {"timeAt": "2024-05-01T11:00:00Z"},
     {"lastN": "0"},
     {"lastN": "x"},
-    {"timeproperty": "deletedAt"},
+    {"timeproperty": "expiresAt"},
     {"options": "aggregatedValues"},
     {"options": "aggregatedValues", "aggrMethods": "median"},
     {"options": "aggregatedValues", "aggrMethods": "sum", "aggrPeriodDuration": "1 hour"},

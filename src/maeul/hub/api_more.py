@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -11,20 +12,15 @@ from starlette.routing import BaseRoute, Route
 
 from .api import BASE, Api
 from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
-from .errors import BadRequestData, Forbidden, ResourceNotFound
+from .errors import BadRequestData, Forbidden, ResourceNotFound, TooManyResults
 from .http import body_attrs, no_content, options_of, qparam_int, respond
 from .store.base import TemporalFilter
+from .store.sqlbase import TIME_COLUMNS
 from .subscriptions import validate_subscription
 from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
+from .temporal_query import TemporalSelection, render_page, select
 
 _TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
-
-
-def _content_range(span: tuple[str, str] | None) -> dict[str, str]:
-    """Content-Range of a temporal answer whose instances were cut off (clause 6.3.18)."""
-    if span is None:
-        return {}
-    return {"Content-Range": f"date-time {span[0]}-{span[1]}/*"}
 
 
 class MoreApi(Api):
@@ -82,8 +78,9 @@ class MoreApi(Api):
             params.get("timerel"), params.get("timeAt"), params.get("endTimeAt")
         )
         tprop = params.get("timeproperty", "observedAt")
-        if tprop not in ("observedAt", "modifiedAt", "createdAt"):
-            raise BadRequestData("timeproperty must be observedAt, modifiedAt or createdAt")
+        if tprop not in TIME_COLUMNS:
+            raise BadRequestData(
+                "timeproperty must be observedAt, modifiedAt, createdAt or deletedAt")
         last_n = None
         if params.get("lastN") is not None:
             try:
@@ -113,7 +110,7 @@ class MoreApi(Api):
         elif fmt not in ("normalized", "temporalValues", "concise", "simplified", "keyValues"):
             raise BadRequestData(f"unknown format {fmt!r}")
         flt = TemporalFilter(
-            attrs=tuple(view.attrs) if view.attrs else None,
+            attrs=tuple(sorted(view.attrs)) if view.attrs else None,
             timeproperty=tprop, timerel=timerel, time_at=t1, end_time_at=t2, last_n=last_n,
         )
         return flt, topts
@@ -131,16 +128,24 @@ class MoreApi(Api):
         ents = body.get("entities") or []
         if not isinstance(ents, list) or not all(isinstance(e, dict) for e in ents):
             raise BadRequestData("entities must be a list of objects")
+        types, ids, pats = [], [], []
         for e in ents:
-            if isinstance(e.get("type"), str):
-                params["type"] = ",".join(filter(None, [params.get("type"), e["type"]]))
+            if "type" in e:
+                if not isinstance(e["type"], str) or not e["type"]:
+                    raise BadRequestData("entities.type must be a non-empty string")
+                types.append(e["type"])
             if "id" in e:
-                eid = check_entity_id(e["id"])
-                params["id"] = ",".join(filter(None, [params.get("id"), eid]))
+                ids.append(check_entity_id(e["id"]))
             if "idPattern" in e:
                 if not isinstance(e["idPattern"], str):
-                    raise BadRequestData("idPattern must be a string")
-                params["idPattern"] = e["idPattern"]
+                    raise BadRequestData("entities.idPattern must be a string")
+                pats.append(e["idPattern"])
+        if types:
+            params["type"] = ",".join(types)
+        if ids:
+            params["id"] = ids
+        if pats:
+            params["idPattern"] = "|".join(f"(?:{p})" for p in pats)
         if "attrs" in body:
             params["attrs"] = ",".join(body_attrs(body))
         tq = body.get("temporalQ") or {}
@@ -151,16 +156,28 @@ class MoreApi(Api):
                 if not isinstance(tq[k], str | int) or isinstance(tq[k], bool):
                     raise BadRequestData(f"temporalQ.{k} must be a string")
                 params[k] = str(tq[k])
-        if "q" in body:
-            if not isinstance(body["q"], str):
-                raise BadRequestData("q must be a string")
-            params["q"] = body["q"]
+        for key in ("q", "scopeQ"):
+            if key in body:
+                if not isinstance(body[key], str):
+                    raise BadRequestData(f"{key} must be a string")
+                params[key] = body[key]
+        if "geoQ" in body:
+            if not isinstance(body["geoQ"], dict):
+                raise BadRequestData("geoQ must be an object")
+            params["geoQ"] = body["geoQ"]
         return await self._temporal_query(request, r, params)
 
     def temporal_view(self, request: Request, r: Any) -> View:
         """The entity View of a temporal request (its temporal formats are handled apart)."""
         fmt = request.query_params.get("format")
         return self.view(request, r, fmt=None if fmt in _TEMPORAL_FORMATS else fmt)
+
+    def _public(self, r: Any) -> Callable[[list[str]], bool] | None:
+        """For an anonymous caller: whether an entity's types are public in the tenant."""
+        if not r.caller.anonymous:
+            return None
+        public = self.s.keys.public_types(r.tenant)
+        return lambda types: bool(public & set(types))
 
     async def _temporal_query(
         self, request: Request, r: Any, params: dict[str, Any]
@@ -169,58 +186,38 @@ class MoreApi(Api):
         if params.get("attrs"):
             view.attrs = {r.ctx.expand_term(a) for a in str(params["attrs"]).split(",") if a}
         flt0, topts = self._temporal_params(request, params, view)
-        types = None
-        if params.get("type"):
-            types = tuple(r.ctx.expand_term(t) for t in str(params["type"]).replace("|", ",")
-                          .split(",") if t)
-        ids = None
-        if params.get("id"):
-            ids = tuple(check_entity_id(i) for i in str(params["id"]).split(",") if i)
-        if params.get("idPattern"):
-            try:
-                re.compile(params["idPattern"])
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}"
-                                     ) from None
-        if not (types or ids or params.get("idPattern") or view.attrs):
-            raise BadRequestData("give at least one of type, id, idPattern or attrs")
-        if params.get("timerel") is None and params.get("lastN") is None:
-            pass  # whole history; bounded by limit below
-        flt = TemporalFilter(types=types, ids=ids, id_pattern=params.get("idPattern"),
-                             attrs=flt0.attrs, timeproperty=flt0.timeproperty,
-                             timerel=flt0.timerel, time_at=flt0.time_at,
-                             end_time_at=flt0.end_time_at, last_n=flt0.last_n)
+        # the same parser and checks as /entities: type expressions, ids, q, scopeQ, geoQ
+        q = self.build_query(params, r, require_filter=False)
+        if not (q.types or q.ids or q.id_pattern or view.attrs or q.q or q.geo or q.scope_q):
+            raise BadRequestData(
+                "give at least one of type, id, idPattern, attrs, q or geo-query")
         limit = qparam_int(request, "limit", self.settings.default_limit)
         offset = qparam_int(request, "offset", 0)
+        count = "count" in options_of(request) or request.query_params.get("count") == "true"
         if limit > self.settings.max_limit:
-            from .errors import TooManyResults
-
             raise TooManyResults(f"limit {limit} is above the maximum {self.settings.max_limit}")
-        all_ids = list(self.s.store.temporal_entities(r.tenant, flt))
-        out = []
-        span: tuple[str, str] | None = None
-        reads: list[tuple[str, list[str], list[str]]] = []
-        for eid, etypes in all_ids[offset : offset + limit]:
-            seen: set[str] = set()
-            hide = self.s.hub.hidden(r.tenant, r.caller, etypes)
-            rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts,
-                                              hide=hide, seen=seen)
-            if cut is not None:
-                span = cut if span is None else (min(span[0], cut[0]), max(span[1], cut[1]))
-            if len(rep) > 2 or not view.attrs:
-                out.append(rep)
-                reads.append((eid, etypes, sorted(seen)))
+        if limit == 0 and not count:
+            raise BadRequestData("limit=0 is only allowed with count")
+        flt = replace(flt0, types=q.types, ids=q.ids, id_pattern=q.id_pattern)
+        sel = TemporalSelection.of(q, flt, params.get("q"), r.ctx.expand_term)
+        sel.types_allowed = self._public(r)
+        sel.hidden = lambda types: self.s.hub.hidden(r.tenant, r.caller, types)
+        sel.current = lambda eid: self.s.store.reader().get_entity(r.tenant, eid)
+        chosen, total = select(self.s.temporal, r.tenant, sel, limit, offset, count)
+        out, reads, rng = render_page(self.s.temporal, r.tenant, chosen, flt, view, topts,
+                                      keep_empty=flt.attrs is None and flt.timerel is None)
         await self.record_reads(r, reads)
-        headers = _content_range(span)
-        if "count" in options_of(request):
-            headers["NGSILD-Results-Count"] = str(len(all_ids))
-        return respond(out, r, status=206 if span else 200, headers=headers)
+        headers = {"Content-Range": rng} if rng else {}
+        if count:
+            headers["NGSILD-Results-Count"] = str(total)
+        return respond(out, r, status=206 if rng else 200, headers=headers)
 
     async def temporal_get(self, request: Request) -> Response:
         r = await self.req(request, "read")
         eid = check_entity_id(request.path_params["eid"])
         found = list(self.s.store.temporal_entities(r.tenant, TemporalFilter(ids=(eid,))))
-        if not found:
+        public = self._public(r)
+        if not found or (public is not None and not public(found[0][1])):
             raise ResourceNotFound(f"temporal entity {eid} not found")
         view = self.temporal_view(request, r)
         params = dict(request.query_params)
@@ -231,11 +228,11 @@ class MoreApi(Api):
             raise Forbidden(
                 f"the requested attributes of {eid} are not shown to this key: they need a key "
                 "whose purposes the entity type allows")
-        seen: set[str] = set()
-        rep, cut = self.s.temporal.entity(r.tenant, eid, etypes, flt, view, topts,
-                                          hide=hide, seen=seen)
-        await self.record_reads(r, [(eid, etypes, sorted(seen))])
-        return respond(rep, r, status=206 if cut else 200, headers=_content_range(cut))
+        out, reads, rng = render_page(self.s.temporal, r.tenant, [(eid, etypes, hide)], flt,
+                                      view, topts, keep_empty=True)
+        await self.record_reads(r, reads)
+        headers = {"Content-Range": rng} if rng else {}
+        return respond(out[0], r, status=206 if rng else 200, headers=headers)
 
     async def temporal_create(self, request: Request) -> Response:
         r = await self.req(request, "write", body=True)

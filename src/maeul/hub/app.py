@@ -12,7 +12,7 @@ from .entities import View
 from .ldcontext import ContextResolver
 from .store.base import Entity, Store, open_store
 from .subscriptions import Compiled, Subscriptions
-from .temporal import Temporal
+from .temporal import DeletionRecorder, Temporal
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class Services:
         self.hub = Hub(self.store, max_limit=settings.max_limit, listeners=[self.subs])
         self.subs.interval_query = self._interval_query
         self.temporal = Temporal(self.store)
+        # deletions become instances in history, so the temporal API shows them (#2)
+        self.hub.listeners.append(DeletionRecorder())
         self.keys = Keys(self.store)
         self.ingest: Any = None  # set by maeul.ingest when device ingest is enabled
         from ..trust.app import Trust

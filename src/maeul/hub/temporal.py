@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .core import IngestHook
-from .entities import META, SYS, View, canonical_time, now_iso, parse_time
+from .entities import META, NULL_URI, SYS, View, canonical_time, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
 from .store.base import Entity, HistoryRow, Store, TemporalFilter, Tx
 
@@ -121,47 +121,45 @@ class Temporal:
         # the same hooks as Hub.ingest_hooks, for instances written through the temporal API
         self.ingest_hooks: list[IngestHook] = []
 
-    def entity(
+    def rows(
+        self, tenant: str, eid: str, flt: TemporalFilter,
+        hide: Callable[[str], bool] | None = None,
+    ) -> dict[str, list[HistoryRow]]:
+        """One entity's history rows per attribute IRI, oldest first, without hidden ones."""
+        by_attr: dict[str, list[HistoryRow]] = {}
+        for r in self.store.history(tenant, eid, flt):
+            if hide is None or not hide(r.attr):
+                by_attr.setdefault(r.attr, []).append(r)
+        return by_attr
+
+    def render(
         self,
-        tenant: str,
         eid: str,
         types: list[str],
+        by_attr: dict[str, list[HistoryRow]],
         flt: TemporalFilter,
         view: View,
         opts: TemporalOptions,
-        hide: Callable[[str], bool] | None = None,
-        seen: set[str] | None = None,
-    ) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        """One entity's temporal representation and, when instances were cut off, the time
-        range (oldest, newest) of the instances it does hold (for a Content-Range header).
-
-        Attributes for which ``hide`` is true are left out; ``seen`` collects those shown."""
-        rows = self.store.history(tenant, eid, flt)
-        by_attr: dict[str, list[HistoryRow]] = {}
-        for r in rows:
-            if hide is not None and hide(r.attr):
-                continue
-            by_attr.setdefault(r.attr, []).append(r)
-        if seen is not None:
-            seen.update(by_attr)
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The temporal representation of these rows and the attribute IRIs it shows."""
         ctx = view.ctx
         out: dict[str, Any] = {"id": eid}
         ctypes = [ctx.compact_iri(t) for t in types]
         out["type"] = ctypes[0] if len(ctypes) == 1 else ctypes
-        cut: tuple[str, str] | None = None
+        shown: list[str] = []
         for iri, items in by_attr.items():
-            if len(items) > opts.max_instances:
-                items = items[-opts.max_instances :] if flt.last_n else items[: opts.max_instances]
-                t0 = items[0].observed_at or items[0].recorded_at
-                t1 = items[-1].observed_at or items[-1].recorded_at
-                cut = (min(t0, cut[0]), max(t1, cut[1])) if cut else (t0, t1)
             name = ctx.compact_iri(iri)
+            if not items or (view.pick is not None and name not in view.pick) or (
+                view.omit is not None and name in view.omit
+            ):
+                continue
+            shown.append(iri)
             if opts.fmt == "temporalValues":
                 out[name] = self._values(items)
             elif opts.fmt == "aggregatedValues":
                 out[name] = self._aggregated(items, flt, opts)
             else:
-                shown = []
+                insts = []
                 for r in items:
                     a = view.attribute(r.doc)
                     if isinstance(a, dict):
@@ -169,9 +167,13 @@ class Temporal:
                         a["instanceId"] = r.instance_id
                         if view.sys_attrs:
                             a["modifiedAt"] = r.recorded_at
-                    shown.append(a)
-                out[name] = shown
-        return out, cut
+                    insts.append(a)
+                out[name] = insts
+        if view.pick is not None:
+            out = {k: v for k, v in out.items() if k in view.pick}
+        if view.omit is not None:
+            out = {k: v for k, v in out.items() if k not in view.omit}
+        return out, shown
 
     @staticmethod
     def _values(items: list[HistoryRow]) -> dict[str, Any]:
@@ -179,7 +181,8 @@ class Temporal:
         key = _VALUES_KEY.get(typ, "values")
         return {
             "type": typ,
-            key: [[_value_of(r.doc), r.doc.get("observedAt") or r.recorded_at] for r in items],
+            key: [[_value_of(r.doc), r.doc.get("observedAt") or r.deleted_at or r.recorded_at]
+                  for r in items],
         }
 
     @staticmethod
@@ -188,7 +191,11 @@ class Temporal:
     ) -> dict[str, Any]:
         typ = items[0].doc.get("type", "Property")
         methods = opts.aggr_methods or AGGR_METHODS
-        times = [parse_time(r.observed_at or r.recorded_at, "time") for r in items]
+        items = [r for r in items if r.deleted_at is None]  # a deletion is not a value
+        out: dict[str, Any] = {"type": typ}
+        if not items:
+            return {**out, **{m: [] for m in methods}}
+        times = [parse_time(row_time(r, flt.timeproperty), "time") for r in items]
         start = parse_time(flt.time_at, "timeAt") if flt.time_at else min(times)
         end = (
             parse_time(flt.end_time_at, "endTimeAt")
@@ -202,7 +209,6 @@ class Temporal:
                 (t - start) / period
             )
             buckets.setdefault(idx, []).append(_value_of(r.doc))
-        out: dict[str, Any] = {"type": typ}
         for m in methods:
             series = []
             for idx in sorted(buckets):
@@ -322,6 +328,104 @@ class Temporal:
             tx.audit(tenant, actor, "temporal.patch", eid, {"attr": attr})
 
         self.store.write(op)
+
+
+def row_time(r: HistoryRow, timeproperty: str) -> str:
+    """The time a row is ordered and windowed by (the stores' ``COALESCE(col, recorded_at)``)."""
+    if timeproperty == "observedAt":
+        return r.observed_at or r.recorded_at
+    if timeproperty == "deletedAt":
+        return r.deleted_at or r.recorded_at
+    return r.recorded_at
+
+
+def cut_time(by_attr: dict[str, list[HistoryRow]], limit: int, flt: TemporalFilter) -> str | None:
+    """Where the instance limit cuts this history: the time at which the first attribute
+    reaches ``limit`` instances (the newest such time with lastN); None when nothing is cut."""
+    cut: str | None = None
+    for items in by_attr.values():
+        if len(items) <= limit:
+            continue
+        if flt.last_n:
+            t = row_time(items[-limit], flt.timeproperty)
+            cut = t if cut is None else max(cut, t)
+        else:
+            t = row_time(items[limit - 1], flt.timeproperty)
+            cut = t if cut is None else min(cut, t)
+    return cut
+
+
+def trim(
+    by_attr: dict[str, list[HistoryRow]], cut: str, limit: int, flt: TemporalFilter
+) -> dict[str, list[HistoryRow]]:
+    """Every attribute cut at the same time (6.3.10), so that the next page is one request
+    starting at the Content-Range end; at most ``limit`` instances each."""
+    out: dict[str, list[HistoryRow]] = {}
+    for iri, items in by_attr.items():
+        if flt.last_n:
+            kept = [r for r in items if row_time(r, flt.timeproperty) >= cut][-limit:]
+        else:
+            kept = [r for r in items if row_time(r, flt.timeproperty) <= cut][:limit]
+        if kept:
+            out[iri] = kept
+    return out
+
+
+def content_range(flt: TemporalFilter, cut: str, oldest: str, newest: str) -> str:
+    """The Content-Range of an answer cut at ``cut`` (6.3.10): from where the query window
+    starts (or the first instance returned) to the cut; with lastN, newest first."""
+    if flt.last_n:
+        start = (flt.end_time_at if flt.timerel == "between" else
+                 flt.time_at if flt.timerel == "before" else newest)
+        return f"date-time {start}-{cut}/{flt.last_n}"
+    start = flt.time_at if flt.timerel in ("after", "between") and flt.time_at else oldest
+    return f"date-time {start}-{cut}/*"
+
+
+_NULL_MEMBER: dict[str, tuple[str, Any]] = {
+    "Relationship": ("object", NULL_URI),
+    "LanguageProperty": ("languageMap", {"@none": NULL_URI}),
+    "VocabProperty": ("vocab", NULL_URI),
+    "ListProperty": ("valueList", [NULL_URI]),
+    "ListRelationship": ("objectList", [{"object": NULL_URI}]),
+}
+
+
+def deletion_instance(old: dict[str, Any], now: str) -> dict[str, Any]:
+    """The instance that records the deletion of ``old``: NGSI-LD Null with deletedAt."""
+    typ = old.get("type", "Property")
+    member, null = _NULL_MEMBER.get(typ, ("value", NULL_URI))
+    doc: dict[str, Any] = {"type": typ, member: copy.deepcopy(null)}
+    if "datasetId" in old:
+        doc["datasetId"] = old["datasetId"]
+    doc["createdAt"] = old.get("createdAt", now)
+    doc["modifiedAt"] = doc["deletedAt"] = now
+    return doc
+
+
+class DeletionRecorder:
+    """A hub change listener: every attribute instance that a change removes (attribute
+    delete, entity delete, replace) gets a deletion instance in its history."""
+
+    def changed(
+        self, tx: Tx, tenant: str, before: Entity | None, after: Entity | None,
+        attrs: set[str], trigger: str,
+    ) -> None:
+        if before is None:
+            return
+        now = str((after or {}).get("modifiedAt") or now_iso())
+        rows: list[HistoryRow] = []
+        for iri, olds in before.get("attrs", {}).items():
+            left = {i.get("datasetId", "") for i in (after or {}).get("attrs", {}).get(iri, [])}
+            for old in olds:
+                ds = old.get("datasetId", "")
+                if ds not in left:
+                    rows.append(HistoryRow(
+                        before["id"], iri, ds, f"urn:ngsi-ld:attribute:instance:{uuid.uuid4()}",
+                        None, now, deletion_instance(old, now), deleted_at=now,
+                    ))
+        if rows:
+            tx.add_history(tenant, rows, (after or before)["type"])
 
 
 def _fmt(t: datetime) -> str:

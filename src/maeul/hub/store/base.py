@@ -23,6 +23,8 @@ class HistoryRow:
     observed_at: str | None  # canonical UTC timestamp, or None when the instance has none
     recorded_at: str  # canonical UTC timestamp of the change (modifiedAt)
     doc: dict[str, Any]
+    # canonical UTC timestamp when this row records a deletion (the doc then holds NGSI-LD Null)
+    deleted_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class TemporalFilter:
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
     attrs: tuple[str, ...] | None = None
-    timeproperty: str = "observedAt"  # observedAt | modifiedAt | createdAt
+    timeproperty: str = "observedAt"  # observedAt | modifiedAt | createdAt | deletedAt
     timerel: str | None = None  # before | after | between
     time_at: str | None = None
     end_time_at: str | None = None
@@ -127,7 +129,8 @@ class Store(ABC):
     def temporal_entities(
         self, tenant: str, flt: TemporalFilter
     ) -> Iterator[tuple[str, list[str]]]:
-        """(id, types) of entities with history, filtered by id/type."""
+        """(id, types) of entities with history, filtered by id/type, in id order; with a
+        timerel or attrs, only entities with at least one such instance in the window."""
 
     @abstractmethod
     def history(self, tenant: str, eid: str, flt: TemporalFilter) -> list[HistoryRow]:

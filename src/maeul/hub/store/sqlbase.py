@@ -144,7 +144,7 @@ class SqlTx:
             return
         self.executemany(
             "INSERT INTO history(tenant, entity_id, attr, dataset_id, instance_id, observed_at,"
-            " recorded_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " recorded_at, doc, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     tenant,
@@ -155,6 +155,7 @@ class SqlTx:
                     r.observed_at,
                     r.recorded_at,
                     dumps(r.doc),
+                    r.deleted_at,
                 )
                 for r in rows
             ],
@@ -380,25 +381,25 @@ def iter_docs(cursor: Any, pattern: re.Pattern[str] | None) -> Iterator[Entity]:
                 yield ent
 
 
-def temporal_query_sql(tenant: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
-    params: list[Any] = [tenant]
-    sql = "SELECT id, types FROM temporal_entities WHERE tenant = ?"
-    if flt.ids is not None:
-        sql += f" AND id IN ({','.join('?' * len(flt.ids))})"
-        params.extend(flt.ids)
-    if flt.types is not None:
-        sql += " AND (" + " OR ".join("types LIKE ? ESCAPE '\\'" for _ in flt.types) + ")"
-        params.extend(f'%"{like_escape(t)}"%' for t in flt.types)
-    sql += " ORDER BY id"
-    return sql, params
+#: the history column that each timeproperty reads
+TIME_COLUMNS = {
+    "observedAt": "observed_at",
+    "modifiedAt": "recorded_at",
+    "createdAt": "recorded_at",
+    "deletedAt": "deleted_at",
+}
+_HISTORY_COLS = (
+    "entity_id, attr, dataset_id, instance_id, observed_at, recorded_at, doc, deleted_at"
+)
 
 
-def history_sql(tenant: str, eid: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
-    col = "observed_at" if flt.timeproperty == "observedAt" else "recorded_at"
-    params: list[Any] = [tenant, eid]
-    where = "tenant = ? AND entity_id = ?"
+def _window_sql(flt: TemporalFilter, alias: str = "") -> tuple[str, list[Any]]:
+    """`` AND ...`` conditions on history rows for the attrs and the timerel window."""
+    col = alias + TIME_COLUMNS[flt.timeproperty]
+    where = ""
+    params: list[Any] = []
     if flt.attrs is not None:
-        where += f" AND attr IN ({','.join('?' * len(flt.attrs))})"
+        where += f" AND {alias}attr IN ({','.join('?' * len(flt.attrs))})"
         params.extend(flt.attrs)
     if flt.timerel == "before":
         where += f" AND {col} < ?"
@@ -409,7 +410,36 @@ def history_sql(tenant: str, eid: str, flt: TemporalFilter) -> tuple[str, list[A
     elif flt.timerel == "between":
         where += f" AND {col} >= ? AND {col} < ?"
         params.extend([flt.time_at, flt.end_time_at])
-    cols = "entity_id, attr, dataset_id, instance_id, observed_at, recorded_at, doc"
+    return where, params
+
+
+def temporal_query_sql(tenant: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
+    params: list[Any] = [tenant]
+    sql = "SELECT id, types FROM temporal_entities WHERE tenant = ?"
+    if flt.ids is not None:
+        sql += f" AND id IN ({','.join('?' * len(flt.ids))})"
+        params.extend(flt.ids)
+    if flt.types is not None:
+        sql += " AND (" + " OR ".join("types LIKE ? ESCAPE '\\'" for _ in flt.types) + ")"
+        params.extend(f'%"{like_escape(t)}"%' for t in flt.types)
+    if flt.attrs is not None or flt.timerel is not None:
+        # only entities with an instance in the window: one probe of the history indexes each
+        where, wparams = _window_sql(flt, "h.")
+        sql += (
+            " AND EXISTS (SELECT 1 FROM history h WHERE h.tenant = temporal_entities.tenant"
+            f" AND h.entity_id = temporal_entities.id{where})"
+        )
+        params.extend(wparams)
+    sql += " ORDER BY id"
+    return sql, params
+
+
+def history_sql(tenant: str, eid: str, flt: TemporalFilter) -> tuple[str, list[Any]]:
+    col = TIME_COLUMNS[flt.timeproperty]
+    where, wparams = _window_sql(flt)
+    where = "tenant = ? AND entity_id = ?" + where
+    params: list[Any] = [tenant, eid, *wparams]
+    cols = _HISTORY_COLS
     order = f"COALESCE({col}, recorded_at)"
     if flt.last_n is not None:
         # the newest N per attribute and dataset, returned oldest first
@@ -425,4 +455,4 @@ def history_sql(tenant: str, eid: str, flt: TemporalFilter) -> tuple[str, list[A
 
 
 def history_rows(rows: list[tuple[Any, ...]]) -> list[HistoryRow]:
-    return [HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6])) for r in rows]
+    return [HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), r[7]) for r in rows]

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS temporal_entities (
 CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   tenant TEXT NOT NULL, entity_id TEXT NOT NULL, attr TEXT NOT NULL, dataset_id TEXT NOT NULL,
-  instance_id TEXT NOT NULL, observed_at TEXT, recorded_at TEXT NOT NULL, doc TEXT NOT NULL
+  instance_id TEXT NOT NULL, observed_at TEXT, recorded_at TEXT NOT NULL, doc TEXT NOT NULL,
+  deleted_at TEXT
 );
 CREATE INDEX IF NOT EXISTS history_obs ON history (tenant, entity_id, attr, observed_at);
 CREATE INDEX IF NOT EXISTS history_rec ON history (tenant, entity_id, recorded_at);
@@ -117,6 +118,9 @@ class SqliteStore(Store):
         for col, decl in (("chain", "INTEGER"), ("prev", "TEXT"), ("hash", "TEXT")):
             if col not in cols:
                 self._wconn.execute(f"ALTER TABLE audit ADD COLUMN {col} {decl}")
+        hcols = {r[1] for r in self._wconn.execute("PRAGMA table_info(history)").fetchall()}
+        if "deleted_at" not in hcols:  # files from before deletions were recorded (#2)
+            self._wconn.execute("ALTER TABLE history ADD COLUMN deleted_at TEXT")
         self._wconn.executescript(INDEXES)
 
     # -- writes ---------------------------------------------------------------------------
