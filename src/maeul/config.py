@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         0.5, gt=0, description="First retry delay; doubles on each failed attempt."
     )
     notify_timeout_s: float = Field(5.0, gt=0, description="Timeout of one HTTP notification.")
+    purge_chunk_entities: int = Field(
+        500, ge=1, description="Most entities one purge (DELETE /entities) removes per write."
+    )
+    expiry_interval_s: float = Field(
+        5.0, ge=0,
+        description="How often transient entities past expiresAt are deleted (seconds; 0: never).",
+    )
     data_dir: Path = Field(
         Path("../shared/data"), description="Folder with the real open data the demo imports."
     )

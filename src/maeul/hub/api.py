@@ -50,6 +50,9 @@ from .http import (
     respond,
     tenant_of,
 )
+from .lifecycle import hide_expired, purge_entities
+from .linked import Join, Linker, parse_join
+from .qprefilter import prefilter
 from .query import QueryError, compile_q, parse_q, parse_scope_q
 
 log = logging.getLogger(__name__)
@@ -158,6 +161,7 @@ class Api:
     async def get_entity(self, request: Request) -> Response:
         r = await self.req(request, "read", geojson=True)
         eid = request.path_params["eid"]
+        join = parse_join(request.query_params.get("join"), request.query_params.get("joinLevel"))
         stored = self.s.hub.get_entity(r.tenant, eid)
         self.public_check(r, stored["type"])
         view = self.view(request, r)
@@ -170,10 +174,35 @@ class Api:
                 )
             raise ResourceNotFound(f"entity {eid} has none of the requested attributes")
         shown = view.entity(ent)
+        linker = self.linker(r, view, join)
+        linked = linker.apply([(ent, shown)]) if linker is not None else []
+        reads = [(ent["id"], ent["type"], self.shown_attrs(view, ent))]
+        await self.record_reads(r, reads + (linker.reads() if linker is not None else []))
+        if join is not None and join.mode == "flat":
+            return self._respond_many(request, r, [ent], [shown], linked, linker, {})
         if r.accept == GEOJSON:
             shown = self._feature(request, r, ent, shown)
-        await self.record_reads(r, [(ent["id"], ent["type"], self.shown_attrs(view, ent))])
         return respond(shown, r)
+
+    def linker(self, r: Req, view: View, join: Join | None) -> Linker | None:
+        """What follows relationships for this caller (None without a join)."""
+        if join is None:
+            return None
+        public = self.s.keys.public_types(r.tenant) if r.caller.anonymous else None
+        return Linker(self.s.hub, r.tenant, join, view,
+                      lambda e: self.s.hub.visible(r.tenant, r.caller, e),
+                      lambda e: public is None or bool(public & set(e["type"])))
+
+    def _respond_many(self, request: Request, r: Req, ents: list[dict[str, Any]],
+                      shown: list[dict[str, Any]], linked: list[dict[str, Any]],
+                      linker: Linker | None, headers: dict[str, str]) -> Response:
+        if linker is not None and linked:
+            ents = ents + linked
+            shown = shown + [linker.view.entity(e) for e in linked]
+        if r.accept == GEOJSON:
+            feats = [self._feature(request, r, e, s) for e, s in zip(ents, shown, strict=True)]
+            return respond({"type": "FeatureCollection", "features": feats}, r, headers=headers)
+        return respond(shown, r, headers=headers)
 
     def _feature(self, request: Request, r: Req, ent: dict[str, Any], shown: dict[str, Any]
                  ) -> dict[str, Any]:
@@ -210,6 +239,20 @@ class Api:
         if not is_uri(eid):
             raise BadRequestData(f"entity id must be a URI, got {eid!r}")
         await self.write(lambda: self.s.hub.delete_entity(r.tenant, eid, r.caller.actor))
+        return no_content()
+
+    async def purge_entities(self, request: Request) -> Response:
+        """DELETE /entities: every entity the type/id/idPattern/q/scopeQ/geo filters match."""
+        r = await self.req(request, "write")
+        params = dict(request.query_params)
+        for key in ("attrs", "pick", "omit"):
+            if key in params:
+                raise BadRequestData(f"purge deletes whole entities: {key} is not supported")
+        q = self.build_query(params, r)
+        if self.s.hub.access_guards:  # filters see what the caller sees, as in a query
+            q.view = lambda e: self.s.hub.visible(r.tenant, r.caller, e)
+        chunk = self.settings.purge_chunk_entities
+        await self.write(lambda: purge_entities(self.s.hub, r.tenant, q, r.caller.actor, chunk))
         return no_content()
 
     async def append_attrs(self, request: Request) -> Response:
@@ -309,9 +352,11 @@ class Api:
             q.attrs = {ctx.expand_term(a) for a in names if a}
         if params.get("q"):
             try:
-                pred = compile_q(parse_q(params["q"]), ctx.expand_term)
+                tree = parse_q(params["q"])
+                pred = compile_q(tree, ctx.expand_term)
             except QueryError as exc:
                 raise BadRequestData(f"invalid q: {exc}") from None
+            q.prefilter = prefilter(tree, ctx.expand_term)
             prev = q.q
             q.q = pred if prev is None else (lambda e, a=prev, b=pred: a(e) and b(e))
         if params.get("scopeQ"):
@@ -352,7 +397,12 @@ class Api:
             raise BadRequestData("limit=0 is only allowed with count")
         return await self._query_response(request, r, q)
 
-    async def _query_response(self, request: Request, r: Req, q: Query) -> Response:
+    async def _query_response(self, request: Request, r: Req, q: Query,
+                              join: Join | None = None) -> Response:
+        if join is None:
+            join = parse_join(request.query_params.get("join"),
+                              request.query_params.get("joinLevel"))
+        hide_expired(q)
         if r.caller.anonymous:
             public = self.s.keys.public_types(r.tenant)
             prev = q.q
@@ -368,15 +418,14 @@ class Api:
         ents, total = self.s.hub.query(r.tenant, q)
         view = self.view(request, r)
         shown = [view.entity(e) for e in ents]
+        linker = self.linker(r, view, join)
+        linked = linker.apply(list(zip(ents, shown, strict=True))) if linker else []
         await self.record_reads(r, [(e["id"], e["type"], self.shown_attrs(view, e))
-                                    for e in ents])
+                                    for e in ents] + (linker.reads() if linker else []))
         headers = {}
         if total is not None:
             headers["NGSILD-Results-Count"] = str(total)
-        if r.accept == GEOJSON:
-            feats = [self._feature(request, r, e, s) for e, s in zip(ents, shown, strict=True)]
-            return respond({"type": "FeatureCollection", "features": feats}, r, headers=headers)
-        return respond(shown, r, headers=headers)
+        return self._respond_many(request, r, ents, shown, linked, linker, headers)
 
     async def query_post(self, request: Request) -> Response:
         r = await self.req(request, "read", body=True)
@@ -412,11 +461,12 @@ class Api:
             if not isinstance(body["geoQ"], dict):
                 raise BadRequestData("geoQ must be an object")
             params["geoQ"] = body["geoQ"]
+        join = parse_join(body["join"], body.get("joinLevel")) if "join" in body else None
         q = self.build_query(params, r)
         q.limit = qparam_int(request, "limit", self.settings.default_limit)
         q.offset = qparam_int(request, "offset", 0)
         q.count = "count" in options_of(request)
-        return await self._query_response(request, r, q)
+        return await self._query_response(request, r, q, join)
 
     # -- batch -----------------------------------------------------------------------------
     async def batch(self, request: Request) -> Response:
@@ -536,6 +586,7 @@ class Api:
         return [
             Route(f"{BASE}/entities", w(self.query_entities), methods=["GET"]),
             Route(f"{BASE}/entities", w(self.create_entity), methods=["POST"]),
+            Route(f"{BASE}/entities", w(self.purge_entities), methods=["DELETE"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.get_entity), methods=["GET"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.replace_entity), methods=["PUT"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.merge_entity), methods=["PATCH"]),

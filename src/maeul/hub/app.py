@@ -10,6 +10,7 @@ from .auth import Keys
 from .core import Hub
 from .entities import View
 from .ldcontext import ContextResolver
+from .lifecycle import ExpiryIndex, ExpirySweeper
 from .store.base import Entity, Store, open_store
 from .subscriptions import Compiled, Subscriptions
 from .temporal import DeletionRecorder, Temporal
@@ -45,7 +46,10 @@ class Services:
             backoff_s=settings.notify_backoff_s,
             timeout_s=settings.notify_timeout_s,
         )
-        self.hub = Hub(self.store, max_limit=settings.max_limit, listeners=[self.subs])
+        self.hub = Hub(self.store, max_limit=settings.max_limit,
+                       listeners=[self.subs, ExpiryIndex()])
+        self.expiry = ExpirySweeper(self.hub, self.store, interval_s=settings.expiry_interval_s,
+                                    chunk=settings.purge_chunk_entities)
         self.subs.interval_query = self._interval_query
         self.temporal = Temporal(self.store)
         # deletions become instances in history, so the temporal API shows them (#2)
@@ -69,9 +73,11 @@ class Services:
 
     def start(self) -> None:
         self.subs.start()
+        self.expiry.start()
         self.trust.start()
 
     def close(self) -> None:
+        self.expiry.stop()
         self.subs.stop()
         self.trust.stop()
         if self.ingest is not None:

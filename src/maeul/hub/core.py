@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .entities import META, NULL_URI, canonical_time, check_complete, now_iso
 from .errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
+from .qprefilter import PreNode
 from .store.base import Entity, EntityFilter, HistoryRow, Store, Tx
 
 
@@ -104,6 +105,8 @@ class Query:
     geo: Callable[[Any], bool] | None = None
     geo_property: str | None = None
     geo_bbox: tuple[float, float, float, float] | None = None
+    # a necessary condition of q that the store can test in SQL (hub.qprefilter)
+    prefilter: PreNode | None = None
     geo_distance: Callable[[Any], float] | None = None
     limit: int = 20
     offset: int = 0
@@ -144,6 +147,23 @@ def merge_instance(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = val
     return out
+
+
+def expired(ent: Entity, now: str | None = None) -> bool:
+    """Whether a transient entity is past its ``expiresAt`` (canonical timestamps compare as
+    text); reads treat it as gone before the expiry job deletes it."""
+    exp = ent.get("expiresAt")
+    return exp is not None and exp <= (now or now_iso())
+
+
+def _set_expiry(new: Entity, frag: Entity) -> None:
+    """Apply a fragment's ``expiresAt`` member (None, from NGSI-LD's null, removes it)."""
+    if "expiresAt" not in frag:
+        return
+    if frag["expiresAt"] is None:
+        new.pop("expiresAt", None)
+    else:
+        new["expiresAt"] = frag["expiresAt"]
 
 
 def _strip_nulls(a: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +319,7 @@ class Hub:
             new["type"] = list(dict.fromkeys(old["type"] + frag["type"]))
         if "scope" in frag:
             new["scope"] = frag["scope"]
+        _set_expiry(new, frag)
         changed: set[str] = set()
         incoming = self._incoming(tx, tenant, actor, eid, new["type"], frag["attrs"], owned=False)
         for iri, insts in incoming.items():
@@ -334,6 +355,8 @@ class Hub:
             new["type"] = list(dict.fromkeys(old["type"] + frag["type"]))
         if "scope" in frag and mode != "update":
             new["scope"] = frag["scope"]
+        if mode != "update":
+            _set_expiry(new, frag)
         incoming = self._incoming(tx, tenant, actor, eid, new["type"], frag["attrs"], owned=False)
         for iri, insts in incoming.items():
             cur = {i.get("datasetId", ""): i for i in new["attrs"].get(iri, [])}
@@ -362,7 +385,7 @@ class Hub:
                     new["attrs"][iri] = list(cur.values())
                 else:
                     new["attrs"].pop(iri, None)
-        if res.updated or new["type"] != old["type"] or new.get("scope") != old.get("scope"):
+        if res.updated or any(new.get(k) != old.get(k) for k in ("type", "scope", "expiresAt")):
             new["modifiedAt"] = now
             tx.put_entity(tenant, new, new=False)
             self._record(
@@ -486,7 +509,7 @@ class Hub:
 
     def get_entity(self, tenant: str, eid: str) -> Entity:
         ent = self.store.reader().get_entity(tenant, eid)
-        if ent is None:
+        if ent is None or expired(ent):
             raise ResourceNotFound(f"entity {eid} not found")
         return ent
 
@@ -552,6 +575,7 @@ class Hub:
             id_pattern=q.id_pattern,
             bbox=q.geo_bbox if q.geo_property in (None, "https://uri.etsi.org/ngsi-ld/location")
             else None,
+            q=q.prefilter,
         )
         matches: list[Entity] = []
         total = 0

@@ -328,6 +328,9 @@ def expand_entity(doc: Any, ctx: TermContext) -> Entity:
     ent: Entity = {"id": check_entity_id(doc["id"]), "type": expand_types(doc["type"], ctx)}
     if "scope" in doc:
         ent["scope"] = expand_scope(doc["scope"])
+    if is_expires_member(doc):
+        ent["expiresAt"] = expand_expires(doc["expiresAt"])
+        doc = {k: v for k, v in doc.items() if k != "expiresAt"}
     ent["attrs"] = expand_attrs(doc, ctx)
     return ent
 
@@ -343,8 +346,28 @@ def expand_fragment(doc: Any, ctx: TermContext, *, partial: bool = False) -> Ent
         frag["type"] = expand_types(doc["type"], ctx)
     if "scope" in doc:
         frag["scope"] = expand_scope(doc["scope"])
+    if is_expires_member(doc):
+        raw = doc["expiresAt"]
+        frag["expiresAt"] = None if raw == NULL_URI else expand_expires(raw)
+        doc = {k: v for k, v in doc.items() if k != "expiresAt"}
     frag["attrs"] = expand_attrs(doc, ctx, partial=partial)
     return frag
+
+
+def is_expires_member(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` has the v1.8 entity member ``expiresAt`` (a transient entity).
+
+    An object under that name stays an ordinary attribute called expiresAt (the trust
+    layer's proposal entities carry one), so only a non-object value is the member."""
+    return "expiresAt" in doc and not isinstance(doc["expiresAt"], dict)
+
+
+def expand_expires(raw: Any) -> str:
+    """A transient entity's ``expiresAt``: a future date-time, returned in canonical form."""
+    when = parse_time(raw, "expiresAt")
+    if when <= datetime.now(UTC):
+        raise BadRequestData(f"expiresAt must be in the future, got {raw!r}")
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- compaction -----------------------------------------------------------------------------
@@ -385,6 +408,8 @@ class View:
             for k in SYS:
                 if k in ent:
                     out[k] = ent[k]
+        if "expiresAt" in ent:
+            out["expiresAt"] = ent["expiresAt"]
         for iri, insts in ent.get("attrs", {}).items():
             if self.attrs is not None and iri not in self.attrs:
                 continue

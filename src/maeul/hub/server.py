@@ -74,6 +74,7 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
                 svc.close()
             else:
                 svc.subs.stop()
+                svc.expiry.stop()
                 svc.trust.stop()
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .auth import Caller
+from .changes import show_changes
 from .core import AccessGuard, guard_hides, strip_attrs
 from .entities import View, canonical_time, is_uri, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
@@ -188,7 +189,9 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
     out["format"] = fmt
     for flag in ("sysAttrs", "showChanges"):
         if flag in n:
-            out[flag] = bool(n[flag])
+            if not isinstance(n[flag], bool):
+                raise _err(f"notification.{flag} must be true or false")
+            out[flag] = n[flag]
     ep = n.get("endpoint")
     if ep is None:
         if partial:
@@ -470,7 +473,8 @@ class Subscriptions:
                 continue
             self._last_sent[key] = mono
             tx.enqueue(tenant, d["id"],
-                       self._payload(c, [ent], deleted=after is None, tx=tx, tenant=tenant))
+                       self._payload(c, [ent], deleted=after is None, tx=tx, tenant=tenant,
+                                     before=before, changed=seen))
         self._wake.set()
 
     def _hidden(self, tenant: str, doc: dict[str, Any], types: list[str]
@@ -500,7 +504,7 @@ class Subscriptions:
 
     def _payload(
         self, c: Compiled, ents: list[Entity], deleted: bool, tx: Tx | None = None,
-        tenant: str = "",
+        tenant: str = "", before: Entity | None = None, changed: set[str] | None = None,
     ) -> dict[str, Any]:
         n = c.doc.get("notification", {})
         attrs = set(n["attributes"]) if n.get("attributes") else None
@@ -517,6 +521,8 @@ class Subscriptions:
         data = []
         for e in ents:
             shown = view.entity(e)
+            if n.get("showChanges") and before is not None and not deleted:
+                show_changes(shown, before, e, changed or set(), view)
             if deleted:
                 shown = {"id": shown["id"], "type": shown["type"], "deletedAt": now_iso()}
             data.append(shown)

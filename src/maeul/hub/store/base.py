@@ -6,7 +6,10 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ..qprefilter import PreNode
 
 Entity = dict[str, Any]
 T = TypeVar("T")
@@ -35,6 +38,8 @@ class EntityFilter:
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
     bbox: tuple[float, float, float, float] | None = None  # on the `location` GeoProperty
+    # a necessary condition derived from q (maeul.hub.qprefilter); backends may ignore it
+    q: PreNode | None = None
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ class PostgresStore(Store):
         return rows
 
     def query_entities(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
-        page_sql, params = entity_query_sql(tenant, flt, page=PAGE)
+        page_sql, params = entity_query_sql(tenant, flt, page=PAGE, dialect="postgres")
         return self._stream(page_sql, params, id_pattern_matcher(flt.id_pattern))
 
     def _stream(self, sql: str, params: list[Any], pattern: Any) -> Iterator[Entity]:

@@ -11,6 +11,8 @@ import orjson
 
 from .auditchain import seal_rows
 from .base import Entity, EntityFilter, HistoryRow, TemporalFilter
+from .presql import Dialect
+from .presql import render as render_prefilter
 
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
 
@@ -324,7 +326,7 @@ def audit_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def entity_query_sql(
-    tenant: str, flt: EntityFilter, page: int | None = None
+    tenant: str, flt: EntityFilter, page: int | None = None, dialect: Dialect = "sqlite"
 ) -> tuple[str, list[Any]]:
     """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later.
 
@@ -360,6 +362,11 @@ def entity_query_sql(
         minx, miny, maxx, maxy = flt.bbox
         sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
         params.extend([minx, maxx, miny, maxy])
+    if flt.q is not None:
+        # most rows a q rejects are rejected here, so they are never decoded in Python
+        pre_sql, pre_params = render_prefilter(flt.q, dialect)
+        sql += f" AND {pre_sql}"
+        params.extend(pre_params)
     if page is None:
         return f"{sql} ORDER BY {seq}", params
     sql = sql.replace("SELECT e.doc", f"SELECT {seq}, e.doc", 1)
