@@ -133,7 +133,8 @@ def test_prefilter_never_drops_a_match(store: Store) -> None:
 
 
 def test_prefilter_prunes_in_the_store(store: Store) -> None:
-    """The point of it: rows a simple comparison rejects never reach Python."""
+    """The point of it: rows a simple comparison rejects never reach Python (PostgreSQL; SQLite
+    before 3.45 re-parses the document per JSON call, which costs more than Python does)."""
 
     def load(tx: Any) -> None:
         tx.ensure_tenant("t")
@@ -144,9 +145,11 @@ def test_prefilter_prunes_in_the_store(store: Store) -> None:
     store.write(load)
     got, want, scanned = narrowed_ids(store, "speed>50;speed<60")
     assert got == want == [f"urn:t:{i}" for i in range(51, 60)]
-    assert scanned == 11  # strict bounds are widened to inclusive: 50 and 60 reach Python
+    pushed = store.url.startswith("postgresql")
+    # strict bounds are widened to inclusive: 50 and 60 reach Python
+    assert scanned == (11 if pushed else 200)
     got, want, scanned = narrowed_ids(store, "speed==3,7|speed>=198")
-    assert got == want and scanned == 4
+    assert got == want and scanned == (4 if pushed else 200)
 
 
 def test_prefilter_tree_shapes() -> None:
@@ -162,3 +165,38 @@ def test_prefilter_tree_shapes() -> None:
     assert prefilter(parse_q("speed==1,\"a\""), expand) is None
     assert prefilter(parse_q("speed>9007199254740993"), expand) is None
     assert prefilter(parse_q('<https://ex.org/a"b>>1'), expand) is None
+
+
+def _general(node: Any) -> Any:
+    """The q predicate by the general rules only (no fast path for plain attributes)."""
+    from maeul.hub.query import QAnd, QOr, _elem_pred, _resolver
+
+    if isinstance(node, QAnd):
+        parts = [_general(c) for c in node.children]
+        return lambda e: all(p(e) for p in parts)
+    if isinstance(node, QOr):
+        parts = [_general(c) for c in node.children]
+        return lambda e: any(p(e) for p in parts)
+    resolve = _resolver(node.path, expand)
+    if node.op is None or node.value is None:
+        return lambda e: next(resolve(e), None) is not None
+    elem = _elem_pred(node.op, node.value, expand)
+    negative = node.op in ("!=", "!~=")
+    return lambda e: any(any(elem(v, vb) for v in vals) != negative for vals, vb in resolve(e))
+
+
+def test_plain_attribute_fast_path_agrees_with_the_general_rules() -> None:
+    ents = corpus()
+    rnd = random.Random(5)
+    queries = list(HAND)
+    while len(queries) < len(HAND) + 400:
+        text = random_q(rnd)
+        try:
+            parse_q(text)
+        except QueryError:
+            continue
+        queries.append(text)
+    for text in queries:
+        tree = parse_q(text)
+        fast, slow = compile_q(tree, expand), _general(tree)
+        assert [e["id"] for e in ents if fast(e)] == [e["id"] for e in ents if slow(e)], text

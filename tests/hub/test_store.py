@@ -555,3 +555,31 @@ def test_concurrent_updates_do_not_lose_writes(store: Store) -> None:
         t.join(30)
     final = store.reader().get_entity("", "urn:counter")
     assert final is not None and final["attrs"][SPEED][0]["value"] == 100
+
+
+def test_run_write_sees_its_own_writes_and_keeps_them_on_error(store: Store) -> None:
+    """``run_write`` (how the API writes): a call reads what it wrote before, many calls in
+    flight all finish, and a call failing after a write keeps that write, as separate writes."""
+    import asyncio
+
+    def put(eid: str) -> None:
+        store.write(lambda tx: (tx.ensure_tenant("t"), tx.put_entity("t", ent(eid), True)))
+
+    def write_then_read(eid: str) -> Entity | None:
+        put(eid)
+        return store.reader().get_entity("t", eid)
+
+    def write_then_fail() -> None:
+        put("urn:e:kept")
+        raise AlreadyExists("after the write")
+
+    async def main() -> list[Any]:
+        calls = [store.run_write(lambda i=i: write_then_read(f"urn:e:{i}")) for i in range(40)]
+        got = await asyncio.gather(*calls)
+        with pytest.raises(AlreadyExists):
+            await store.run_write(write_then_fail)
+        return got
+
+    got = asyncio.run(main())
+    assert [g["id"] if g else None for g in got] == [f"urn:e:{i}" for i in range(40)]
+    assert store.reader().get_entity("t", "urn:e:kept") is not None

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -91,10 +90,9 @@ class Api:
             raise NonexistentTenant(f"tenant {tenant!r} does not exist")
         return Req(tenant, caller, ctx, accept, payload)
 
-    @staticmethod
-    async def write(fn: Callable[[], Any]) -> Any:
-        # writes wait for the group commit: off the event loop so other requests join the group
-        return await run_in_threadpool(fn)
+    async def write(self, fn: Callable[[], Any]) -> Any:
+        # writes wait for the group commit; the store runs them where it commits them
+        return await self.s.store.run_write(fn)
 
     def view(self, request: Request, r: Req, fmt: str | None = "") -> View:
         opts = options_of(request)

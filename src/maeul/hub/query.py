@@ -478,9 +478,15 @@ def compile_q(node: QNode, expand: Callable[[str], str]) -> Callable[[Entity], b
     """
     if isinstance(node, QAnd):
         parts = [compile_q(c, expand) for c in node.children]
+        if len(parts) == 2:  # the usual shape; a generator per entity costs more than the test
+            a, b = parts
+            return lambda e: a(e) and b(e)
         return lambda e: all(p(e) for p in parts)
     if isinstance(node, QOr):
         parts = [compile_q(c, expand) for c in node.children]
+        if len(parts) == 2:
+            a, b = parts
+            return lambda e: a(e) or b(e)
         return lambda e: any(p(e) for p in parts)
     return _compile_term(node, expand)
 
@@ -491,15 +497,41 @@ def _compile_term(term: QTerm, expand: Callable[[str], str]) -> Callable[[Entity
         return lambda e: next(resolve(e), None) is not None
     elem = _elem_pred(term.op, term.value, expand)
     negative = term.op in ("!=", "!~=")
+    path = term.path
+    if path.sub_attrs or path.keys or path.attr in ENTITY_TIMESTAMPS:
 
-    def matches(entity: Entity) -> bool:
-        for values, vocab in resolve(entity):
-            hit = any(elem(v, vocab) for v in values)
-            if hit != negative:
-                return True
+        def matches(entity: Entity) -> bool:
+            for values, vocab in resolve(entity):
+                hit = any(elem(v, vocab) for v in values)
+                if hit != negative:
+                    return True
+            return False
+
+        return matches
+
+    # A plain attribute (the common case): a Property with a scalar value is compared directly;
+    # any other instance goes through the general rules, so the result is the same.
+    attr_iri = expand(path.attr)
+    groups = _instance_groups(path, expand)
+
+    def matches_plain(entity: Entity) -> bool:
+        attrs = entity.get("attrs")
+        instances = attrs.get(attr_iri) if isinstance(attrs, dict) else None
+        if not isinstance(instances, list):
+            return False
+        for inst in instances:
+            if isinstance(inst, dict) and inst.get("type") == "Property" and "value" in inst:
+                v = inst["value"]
+                if not isinstance(v, list | dict):
+                    if elem(v, False) != negative:
+                        return True
+                    continue
+            for values, vocab in groups(inst):
+                if any(elem(x, vocab) for x in values) != negative:
+                    return True
         return False
 
-    return matches
+    return matches_plain
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -552,6 +584,21 @@ def _resolver(path: AttrPath, expand: Callable[[str], str]) -> _Resolver:
         return entity_ts
 
     attr_iri = expand(path.attr)
+    groups = _instance_groups(path, expand)
+
+    def resolve(entity: Entity) -> Iterator[_Group]:
+        instances = entity.get("attrs", {}).get(attr_iri)
+        if not isinstance(instances, list):
+            return
+        for inst in instances:
+            yield from groups(inst)
+
+    return resolve
+
+
+def _instance_groups(path: AttrPath, expand: Callable[[str], str]
+                     ) -> Callable[[Any], Iterator[_Group]]:
+    """The candidate values one attribute instance offers to a term over ``path``."""
     # Each step is (is_metadata, member name); metadata must be the last step to make sense.
     steps = [
         (s in METADATA_MEMBERS, s if s in METADATA_MEMBERS else expand(s)) for s in path.sub_attrs
@@ -560,38 +607,33 @@ def _resolver(path: AttrPath, expand: Callable[[str], str]) -> _Resolver:
         steps and steps[-1][0] and path.keys
     )
 
-    def resolve(entity: Entity) -> Iterator[_Group]:
+    def groups(inst: Any) -> Iterator[_Group]:
         if not valid:
             return
-        instances = entity.get("attrs", {}).get(attr_iri)
-        if not isinstance(instances, list):
+        node: Any = inst
+        meta_value: Any = None
+        for is_meta, member in steps:
+            if not isinstance(node, dict) or member not in node:
+                return
+            if is_meta:
+                meta_value = node[member]
+            node = node[member]
+        if node is None:
             return
-        for inst in instances:
-            node: Any = inst
-            meta_value: Any = None
-            for is_meta, member in steps:
-                if not isinstance(node, dict) or member not in node:
-                    node = None
-                    break
-                if is_meta:
-                    meta_value = node[member]
-                node = node[member]
-            if node is None:
-                continue
-            if steps and steps[-1][0]:
-                yield _flatten(meta_value), False
-                continue
-            if not isinstance(node, dict):
-                continue
-            found = _attribute_values(node)
-            if found is None:
-                continue
-            raw, vocab = found
-            values = _descend(raw, path.keys) if path.keys else _flatten(raw)
-            if values is not None:
-                yield values, vocab
+        if steps and steps[-1][0]:
+            yield _flatten(meta_value), False
+            return
+        if not isinstance(node, dict):
+            return
+        found = _attribute_values(node)
+        if found is None:
+            return
+        raw, vocab = found
+        values = _descend(raw, path.keys) if path.keys else _flatten(raw)
+        if values is not None:
+            yield values, vocab
 
-    return resolve
+    return groups
 
 
 def _scalar_cmp(query: QScalar) -> Callable[[Any], int | None]:

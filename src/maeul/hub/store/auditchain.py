@@ -61,6 +61,31 @@ def seal_rows(tx: Any, limit: int) -> int:
     return len(rows)
 
 
+def seal_new(tx: Any, ts: str, tenant: str, actor: str, action: str, target: str,
+             detail: dict[str, Any]) -> None:
+    """Insert one record already sealed (the single-writer store, with no unsealed backlog).
+
+    Its ``seq`` is taken after the largest ever given (SQLite's AUTOINCREMENT counter), as
+    the insert would have assigned it; every read is in the writing transaction."""
+    row = tx.x(
+        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit'), chain, hash"
+        " FROM (SELECT 1) LEFT JOIN (SELECT chain, hash FROM audit WHERE chain IS NOT NULL"
+        " ORDER BY chain DESC LIMIT 1)"
+    ).fetchone()
+    seq = int(row[0] or 0) + 1
+    pos, prev = (int(row[1]), str(row[2])) if row[1] is not None else (0, GENESIS)
+    rec = {"chain": pos + 1, "seq": seq, "ts": ts, "tenant": tenant, "actor": actor,
+           "action": action, "target": target, "detail": detail, "prev": prev}
+    # the hash is over the detail as stored and read back (orjson both ways)
+    rec["detail"] = orjson.loads(orjson.dumps(detail))
+    tx.x(
+        "INSERT INTO audit(seq, ts, tenant, actor, action, target, detail, chain, prev, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, ts, tenant, actor, action, target, orjson.dumps(detail).decode(), pos + 1, prev,
+         record_hash(rec)),
+    )
+
+
 def chain_sql(after: int, limit: int) -> tuple[str, list[Any]]:
     return (
         "SELECT chain, seq, ts, tenant, actor, action, target, detail, prev, hash FROM audit"

@@ -114,6 +114,15 @@ class Store(ABC):
     def write(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` atomically; return once its effects are durable (or raise its error)."""
 
+    async def run_write(self, fn: Callable[[], T]) -> T:
+        """Await ``fn``, a call that makes its changes through ``write``, from an event loop.
+
+        The default runs it on anyio's worker threads (as Starlette's ``run_in_threadpool``);
+        a backend may run it closer to its writer."""
+        from anyio import to_thread
+
+        return await to_thread.run_sync(fn)
+
     @abstractmethod
     def reader(self) -> Tx:
         """A read-only view usable from the calling thread."""
