@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         None, description="MQTT broker for device ingest, e.g. mqtt://127.0.0.1:1883."
     )
     mqtt_topic_prefix: str = Field("maeul", description="First level of device ingest topics.")
+    mqtt_client_id: str | None = Field(
+        None,
+        description="Client id of the MQTT ingest agent; the broker keeps its session, so "
+        "messages sent while the hub is down arrive when it returns. Default: derived from "
+        "the host name, store URL and topic prefix. Give each replica its own.",
+    )
     notify_max_attempts: int = Field(
         8, ge=1, description="Delivery attempts for one notification before it is dropped."
     )

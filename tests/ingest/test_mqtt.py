@@ -196,3 +196,43 @@ def test_parse_mqtt_url() -> None:
     for bad in ("http://x", "mqtt://", "mqtt://h:notaport"):
         with pytest.raises(ValueError):
             parse_mqtt_url(bad)
+
+
+def test_a_persistent_session_keeps_what_was_sent_while_the_hub_was_away(
+    client: Any, mqtt_broker: tuple[str, int], prefix: str, pub: Publisher
+) -> None:
+    """With a client id the broker holds messages for the agent while it is stopped (a
+    restart, a crash): every one lands once the agent is back, none is lost."""
+    provision(client)
+    ingest: DeviceIngest = client.services.ingest.ingest
+    cid = f"maeul-t-{uuid.uuid4().hex[:14]}"
+    first = MqttIngest(ingest, *mqtt_broker, prefix=prefix, client_id=cid)
+    first.start()
+    try:
+        assert first.wait_ready(TIMEOUT)
+        pub.send("default", "aq-1", {"pm25": 0, "ts": "2024-05-01T14:00:00Z"})
+        wait_for(lambda: first.stats["accepted"] == 1, "the first message")
+    finally:
+        first.stop()
+    for n in range(1, 21):  # nobody is subscribed with this id now
+        pub.send("default", "aq-1", {"pm25": n, "ts": f"2024-05-01T14:00:{n:02d}Z"})
+    again = MqttIngest(ingest, *mqtt_broker, prefix=prefix, client_id=cid)
+    again.start()
+    try:
+        wait_for(lambda: again.stats["accepted"] == 21, "the 20 messages held by the broker")
+    finally:
+        again.stop()
+    hist = client.get(f"/ngsi-ld/v1/temporal/entities/{EID}?lastN=100").json()
+    assert sorted(i["value"] for i in hist["pm25"]) == list(range(21))
+    # a clean agent (no client id) gets nothing of what was sent while it was away
+    assert MqttIngest(ingest, *mqtt_broker, prefix=prefix).persistent is False
+
+
+def test_the_default_client_id_is_stable_and_short(client: Any) -> None:
+    from maeul.ingest.mqtt import default_client_id
+
+    s = client.services.settings
+    assert default_client_id(s) == default_client_id(s)
+    assert len(default_client_id(s)) <= 23
+    other = s.model_copy(update={"mqtt_topic_prefix": "elsewhere"})
+    assert default_client_id(other) != default_client_id(s)

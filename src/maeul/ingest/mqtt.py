@@ -8,12 +8,21 @@ message: unknown devices and malformed payloads are counted by ``DeviceIngest.ha
 other failure is logged (device, tenant and error class only, never payload values) and
 counted as ``failed``.  paho reconnects on its own after a lost connection and the
 subscription is renewed on every (re)connect.
+
+A message is acknowledged to the broker (PUBACK) only after the worker has applied it, that is
+after its write is durable. With a ``client_id`` the agent keeps a persistent session (clean
+session off): the broker holds messages published while the hub is down or restarting, and
+redelivers any it had sent but not seen acknowledged, so a ``kill -9`` loses nothing the broker
+accepted. Delivery is at least once: a message applied just before a crash, and not yet
+acknowledged, is applied again (one more history instance with the same values).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
+import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -103,10 +112,12 @@ class MqttIngest:
         self._started = False
         self._stopped = False
         self._worker = threading.Thread(target=self._work, name="maeul-mqtt-ingest", daemon=True)
+        self.persistent = client_id is not None
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"maeul-ingest-{uuid.uuid4().hex[:12]}",
-            clean_session=True,
+            clean_session=not self.persistent,
+            manual_ack=True,  # PUBACK after the write (the worker acks)
         )
         if username is not None:
             self.client.username_pw_set(username, password)
@@ -135,20 +146,23 @@ class MqttIngest:
         return self._subscribed.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Disconnect, apply every message already queued, then stop the worker."""
+        """Apply and acknowledge every message already queued, then disconnect.
+
+        Messages arriving meanwhile are left unacknowledged: with a persistent session the
+        broker delivers them again after the next start."""
         if not self._started or self._stopped:
             return
         self._stopped = True
         self._closing.set()
+        self._queue.put(_STOP)  # after every queued message: the worker drains first
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            log.warning("mqtt ingest: worker still busy after %.0f s at shutdown", timeout)
         try:
             self.client.disconnect()
         except Exception:  # noqa: BLE001 - shutting down anyway
             pass
         self.client.loop_stop()
-        self._queue.put(_STOP)  # after every queued message: the worker drains first
-        self._worker.join(timeout)
-        if self._worker.is_alive():
-            log.warning("mqtt ingest: worker still busy after %.0f s at shutdown", timeout)
 
     @property
     def connected(self) -> bool:
@@ -192,7 +206,9 @@ class MqttIngest:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        item = (msg.topic, bytes(msg.payload))
+        if self._closing.is_set():
+            return  # not acknowledged: redelivered to the next session
+        item = (msg.topic, bytes(msg.payload), msg.mid, msg.qos)
         while True:
             try:
                 # blocks the network thread while the worker is behind (back-pressure)
@@ -222,10 +238,19 @@ class MqttIngest:
             try:
                 if item is _STOP:
                     return
-                topic, payload = item
+                topic, payload, mid, qos = item
                 self._apply(topic, payload)
+                self._ack(mid, qos)
             finally:
                 self._queue.task_done()
+
+    def _ack(self, mid: int, qos: int) -> None:
+        # applied (or counted as bad, which a redelivery would not change): the broker may
+        # forget it. Acks go in arrival order, as MQTT asks, since one worker applies in order.
+        try:
+            self.client.ack(mid, qos)
+        except Exception:  # noqa: BLE001 - disconnected: the broker redelivers it, at least once
+            log.warning("mqtt ingest: could not acknowledge a message; it will come again")
 
     def _apply(self, topic: str, payload: bytes) -> None:
         route = self._route(topic)
@@ -245,6 +270,13 @@ class MqttIngest:
                 self._failed += 1
             log.error("mqtt ingest failed: device=%s tenant=%s error=%s", device_id, tenant,
                       type(exc).__name__)
+
+
+def default_client_id(settings: Settings) -> str:
+    """A client id stable across restarts of this hub (host, store and topic prefix), so the
+    broker keeps its session; 22 characters, within MQTT 3.1.1's portable limit of 23."""
+    key = "\n".join([socket.gethostname(), settings.store_url, settings.mqtt_topic_prefix])
+    return "maeul-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def start_mqtt_ingest(services: Any, settings: Settings) -> MqttIngest:
@@ -271,10 +303,12 @@ def start_mqtt_ingest(services: Any, settings: Settings) -> MqttIngest:
         username=addr.username,
         password=addr.password,
         tls=addr.tls,
+        client_id=settings.mqtt_client_id or default_client_id(settings),
     )
     holder.mqtt = agent
     agent.start()
     return agent
 
 
-__all__ = ["MqttIngest", "BrokerAddress", "parse_mqtt_url", "start_mqtt_ingest", "valid_tenant"]
+__all__ = ["MqttIngest", "BrokerAddress", "default_client_id", "parse_mqtt_url",
+           "start_mqtt_ingest", "valid_tenant"]
