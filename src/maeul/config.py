@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     max_batch_entities: int = Field(
         10_000, ge=1, description="Largest number of entities in one batch operation."
     )
+    temporal_max_instances: int = Field(
+        1000, ge=1,
+        description="Most instances of one attribute a temporal answer holds; beyond it the "
+        "answer is cut (206 with Content-Range) and the rest is fetched from there.",
+    )
     max_limit: int = Field(
         1000, ge=1, description="Largest page size a query may ask for with limit."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,3 +258,18 @@ def test_instances_cut_off_is_206(client: Any) -> None:
     assert [v[0] for v in r.json()["temperature"]["values"]] == list(range(1090, 1100))
     r = client.get(T, params={"type": "Sensor", "options": "temporalValues"})
     assert r.status_code == 206
+
+
+def test_the_instance_limit_is_a_setting(store_url: str, tmp_path: Path) -> None:
+    from support import app_client, make_settings
+
+    with app_client(make_settings(store_url, tmp_path, temporal_max_instances=10)) as c:
+        many = [(i, f"2024-01-01T00:00:{i:02d}Z") for i in range(20)]
+        r = c.post(T, json={"id": EID, "type": "Sensor", "temperature": instances(many)})
+        assert r.status_code == 201
+        r = c.get(f"{T}/{EID}", params={"options": "temporalValues"})
+        assert r.status_code == 206
+        assert [v[0] for v in r.json()["temperature"]["values"]] == list(range(10))
+        assert r.headers["content-range"].startswith("date-time 2024-01-01T00:00:00")
+        r = c.get(f"{T}/{EID}", params={"options": "temporalValues", "lastN": "5"})
+        assert r.status_code == 200  # five of one attribute stay under the limit

@@ -95,7 +95,7 @@ class MoreApi(Api):
         if fmt is None:
             fmt = ("temporalValues" if "temporalValues" in opts else
                    "aggregatedValues" if "aggregatedValues" in opts else "normalized")
-        topts = TemporalOptions(fmt=fmt)
+        topts = TemporalOptions(fmt=fmt, max_instances=self.settings.temporal_max_instances)
         if fmt == "aggregatedValues":
             methods = params.get("aggrMethods")
             if not methods:
