@@ -353,3 +353,26 @@ def test_show_changes_must_be_boolean(client: Any, flag: str) -> None:
         "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}, flag: "yes"}})
     assert flag in problem(r)
     assert client.get(f"{B}/subscriptions").json() == []
+
+
+def test_attribute_deleted_notifications_show_what_went(client: Any, receiver: Receiver) -> None:
+    for fmt in ("normalized", "keyValues"):
+        subscribe(client, {"type": "Subscription", "entities": [{"type": "Park"}],
+                           "notificationTrigger": ["attributeDeleted"],
+                           "notification": {"endpoint": {"uri": receiver.url}, "format": fmt,
+                                            "showChanges": True}})
+    make(client, {"id": P1, "type": "Park", "area": prop(1), "district": rel(D1)})
+    assert client.delete(f"{B}/entities/{P1}/attrs/area").status_code == 204
+    got = receiver.wait(2)
+    assert client.delete(f"{B}/entities/{P1}/attrs/district").status_code == 204
+    got = receiver.wait(4)
+    first = [n["data"][0] for n in got[:2]]
+    second = [n["data"][0] for n in got[2:]]
+    assert {"type": "Property", "value": "urn:ngsi-ld:null", "previousValue": 1} in [
+        d["area"] for d in first]
+    assert "urn:ngsi-ld:null" in [d["area"] for d in first]  # keyValues
+    assert {"type": "Relationship", "object": "urn:ngsi-ld:null", "previousObject": D1} in [
+        d["district"] for d in second]
+    assert "urn:ngsi-ld:null" in [d["district"] for d in second]
+    assert all("area" not in d for d in second)  # gone before, not part of this change
+    assert client.get(f"{B}/entities/{P1}").json().keys() == {"id", "type"}

@@ -25,6 +25,25 @@ PREVIOUS = {
 }
 
 
+def with_deletions(after: Entity, before: Entity, changed: set[str], now: str) -> Entity:
+    """``after`` plus an NGSI-LD Null instance for every instance of a changed attribute that
+    the change removed, so an attributeDeleted notification shows what went (``value``,
+    ``object`` ... set to ``urn:ngsi-ld:null``, with ``deletedAt`` for sysAttrs)."""
+    from .temporal import deletion_instance
+
+    extra: dict[str, list[dict[str, Any]]] = {}
+    for iri in changed:
+        olds = before["attrs"].get(iri) or []
+        now_there = after["attrs"].get(iri) or []
+        keep = {i.get("datasetId", "") for i in now_there}
+        gone = [deletion_instance(o, now) for o in olds if o.get("datasetId", "") not in keep]
+        if gone:
+            extra[iri] = [*now_there, *gone]
+    if not extra:
+        return after
+    return {**after, "attrs": {**after["attrs"], **extra}}
+
+
 def show_changes(
     shown: dict[str, Any], before: Entity, after: Entity, changed: set[str], view: View
 ) -> None:

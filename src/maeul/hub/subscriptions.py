@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .auth import Caller
-from .changes import show_changes
+from .changes import show_changes, with_deletions
 from .core import AccessGuard, guard_hides, strip_attrs
 from .entities import View, canonical_time, is_uri, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
@@ -472,8 +472,11 @@ class Subscriptions:
             if thr and mono - self._last_sent.get(key, -1e18) < thr:
                 continue
             self._last_sent[key] = mono
+            shown = ent
+            if before is not None and after is not None and "attributeDeleted" in events:
+                shown = with_deletions(ent, before, seen, now_iso())
             tx.enqueue(tenant, d["id"],
-                       self._payload(c, [ent], deleted=after is None, tx=tx, tenant=tenant,
+                       self._payload(c, [shown], deleted=after is None, tx=tx, tenant=tenant,
                                      before=before, changed=seen))
         self._wake.set()
 
