@@ -89,17 +89,17 @@ def test_kill_9_during_mqtt_ingest_loses_no_message(
     monkeypatch.setenv("MAEUL_MQTT_TOPIC_PREFIX", prefix)
     url = f"mqtt://{host}:{mport}"
     eid = "urn:ngsi-ld:AirQualityObserved:crash-1"
+    total = 400
     proc, port = start_hub(tmp_path, "--no-auth", "--mqtt-url", url, store_url=store_url)
     base = f"http://127.0.0.1:{port}"
-    r = httpx.post(f"{base}/maeul/v1/devices", json={
-        "deviceId": "crash-1", "entityId": eid, "entityType": "AirQualityObserved",
-        "attributes": {"pm25": "pm25"}}, timeout=10)
-    assert r.status_code == 201, r.text
-    total = 400
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"crash-pub-{uuid.uuid4().hex[:8]}")
     pub.connect(host, mport)
     pub.loop_start()
     try:
+        r = httpx.post(f"{base}/maeul/v1/devices", json={
+            "deviceId": "crash-1", "entityId": eid, "entityType": "AirQualityObserved",
+            "attributes": {"pm25": "pm25"}}, timeout=10)
+        assert r.status_code == 201, r.text
         # a probe until it lands: the hub's subscription is in place (and its session exists)
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/ngsi-ld/v1/entities/{eid}", timeout=5).status_code != 200:

@@ -53,6 +53,13 @@ from .lifecycle import hide_expired, purge_entities
 from .linked import Join, Linker, parse_join
 from .qprefilter import prefilter
 from .query import QueryError, compile_q, parse_q, parse_scope_q
+from .validate import (
+    check_batch,
+    check_body_object,
+    check_entity_payload,
+    check_query_body,
+    check_request,
+)
 
 log = logging.getLogger(__name__)
 BASE = "/ngsi-ld/v1"
@@ -86,7 +93,7 @@ class Api:
 
             source = link_context(request)
         ctx = resolve_ctx(self.s.resolver, source)
-        if right == "read" and not self.s.hub.tenant_exists(tenant) and tenant != "default":
+        if right == "read" and tenant != "default" and not self.s.hub.tenant_exists(tenant):
             raise NonexistentTenant(f"tenant {tenant!r} does not exist")
         return Req(tenant, caller, ctx, accept, payload)
 
@@ -152,6 +159,7 @@ class Api:
     # -- entities --------------------------------------------------------------------------
     async def create_entity(self, request: Request) -> Response:
         r = await self.req(request, "write", body=True)
+        check_entity_payload(check_body_object(r.body, "an entity"), create=True)
         ent = expand_entity(r.body, r.ctx)
         await self.write(lambda: self.s.hub.create_entity(r.tenant, ent, r.caller.actor))
         return no_content({"Location": f"{BASE}/entities/{ent['id']}"}, status=201)
@@ -290,6 +298,7 @@ class Api:
         iri = r.ctx.expand_term(request.path_params["attr"])
         if not isinstance(r.body, dict):
             raise BadRequestData("the payload must be a JSON object")
+        check_entity_payload({request.path_params["attr"]: r.body}, create=False)
         patch = expand_attribute(request.path_params["attr"], r.body, r.ctx, partial=True)
         await self.write(
             lambda: self.s.hub.partial_update_attr(r.tenant, eid, iri, patch, r.caller.actor)
@@ -430,6 +439,7 @@ class Api:
         if not isinstance(r.body, dict) or r.body.get("type") != "Query":
             raise BadRequestData("the body must be an object of type Query")
         body = r.body
+        check_query_body(body, temporal=False)
         params: dict[str, Any] = {}
         ents = body.get("entities")
         if ents is not None:
@@ -477,6 +487,7 @@ class Api:
                            allowed=("application/json", LD))
         if not isinstance(r.body, list):
             raise BadRequestData("a batch payload must be a JSON array")
+        check_batch(op, r.body)
         if len(r.body) > self.settings.max_batch_entities:
             raise BadRequestData(
                 f"a batch may hold at most {self.settings.max_batch_entities} entities"
@@ -490,8 +501,10 @@ class Api:
                         raise BadRequestData(f"{raw!r} is not an entity id")
                     items.append(raw)
                 elif op in ("create", "upsert"):
+                    check_entity_payload(raw, create=op == "create")
                     items.append(expand_entity(raw, r.ctx))
                 else:
+                    check_entity_payload(raw, create=False)
                     frag = expand_fragment(raw, r.ctx, partial=op == "merge")
                     if "id" not in frag:
                         raise BadRequestData("entity id is missing")
@@ -608,6 +621,8 @@ class Api:
     def wrap(fn: Handler) -> Handler:
         async def handler(request: Request) -> Response:
             try:
+                check_request(request.url.path, request.method, request.path_params,
+                              request.query_params)
                 return await fn(request)
             except NgsiError as exc:
                 return problem_response(exc, str(request.url.path))

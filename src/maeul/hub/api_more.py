@@ -19,6 +19,7 @@ from .store.sqlbase import TIME_COLUMNS
 from .subscriptions import validate_subscription
 from .temporal import AGGR_METHODS, TemporalOptions, parse_duration, time_filter
 from .temporal_query import TemporalSelection, render_page, select
+from .validate import check_body_object, check_entity_payload, check_query_body
 
 _TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
 
@@ -124,6 +125,7 @@ class MoreApi(Api):
         body = r.body
         if not isinstance(body, dict) or body.get("type") != "Query":
             raise BadRequestData("the body must be an object of type Query")
+        check_query_body(body, temporal=True)
         params: dict[str, Any] = {}
         ents = body.get("entities") or []
         if not isinstance(ents, list) or not all(isinstance(e, dict) for e in ents):
@@ -236,9 +238,8 @@ class MoreApi(Api):
 
     async def temporal_create(self, request: Request) -> Response:
         r = await self.req(request, "write", body=True)
-        body = r.body
-        if not isinstance(body, dict):
-            raise BadRequestData("a temporal entity must be a JSON object")
+        body = check_body_object(r.body, "a temporal entity")
+        check_entity_payload(body, create=False, temporal=True)
         eid = check_entity_id(body.get("id"))
         if "type" not in body:
             raise BadRequestData("entity type is missing")

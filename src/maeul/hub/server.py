@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..config import Settings
 from .api_more import MoreApi
 from .app import Services
-from .errors import InvalidRequest, ResourceNotFound
+from .errors import BadRequestData, InvalidRequest, ResourceNotFound
 from .http import problem_response
 from .ldcontext import load_core_context
 
@@ -78,6 +78,10 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
                 svc.trust.stop()
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/ngsi-ld/v1/") and "//" in request.url.path:
+            # an empty id or name in the path is malformed input, not a missing resource
+            return problem_response(BadRequestData(
+                f"empty path segment (entity id or attribute name) in {request.url.path}"))
         return problem_response(ResourceNotFound(f"no resource at {request.url.path}"))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:

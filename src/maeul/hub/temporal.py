@@ -56,6 +56,9 @@ def time_filter(
         raise BadRequestData("timerel must be before, after or between")
     if time_at is None:
         raise BadRequestData("timerel needs timeAt")
+    for name, value in (("timeAt", time_at), ("endTimeAt", end_time_at)):
+        if value is not None and "T" not in str(value).upper():
+            raise BadRequestData(f"{name} must be a date-time, not a date: {value!r}")
     t1 = canonical_time(time_at, "timeAt")
     t2 = None
     if timerel == "between":
