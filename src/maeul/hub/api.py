@@ -621,7 +621,7 @@ class Api:
     def wrap(fn: Handler) -> Handler:
         async def handler(request: Request) -> Response:
             try:
-                check_request(request.url.path, request.method, request.path_params,
+                check_request(request.scope["path"], request.method, request.path_params,
                               request.query_params)
                 return await fn(request)
             except NgsiError as exc:

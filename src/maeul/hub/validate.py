@@ -34,6 +34,11 @@ _FILLERS = frozenset({0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800})
 
 def invisible(text: str) -> str | None:
     """The first code point of ``text`` that is invisible, a control or a noncharacter."""
+    if text.isascii():  # the usual case: only controls and the space are invisible there
+        if text.isprintable() and " " not in text:
+            return None
+        bad = next(ch for ch in text if not ch.isprintable() or ch == " ")
+        return f"U+{ord(bad):04X}"
     for ch in text:
         cp = ord(ch)
         if (
@@ -88,7 +93,8 @@ def check_request(path: str, method: str, path_params: Mapping[str, Any],
         check_attr_name(str(path_params["attr"]))
     if "iid" in path_params:
         check_uri(path_params["iid"], "instance id")
-    check_query_params(query, temporal=temporal)
+    if query:
+        check_query_params(query, temporal=temporal)
 
 
 def check_query_params(query: Mapping[str, str], *, temporal: bool = False) -> None:
