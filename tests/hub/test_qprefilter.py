@@ -98,6 +98,20 @@ def random_q(rnd: random.Random, depth: int = 0) -> str:
     return f"{attr}{op}{lit}"
 
 
+def some_queries(seed: int, extra: int) -> list[str]:
+    """The hand-written queries and ``extra`` random ones the grammar accepts."""
+    rnd = random.Random(seed)
+    queries = list(HAND)
+    while len(queries) < len(HAND) + extra:
+        text = random_q(rnd)
+        try:
+            parse_q(text)
+        except QueryError:  # the generator can write what the grammar refuses
+            continue
+        queries.append(text)
+    return queries
+
+
 def narrowed_ids(store: Store, text: str) -> tuple[list[str], list[str], int]:
     tree = parse_q(text)
     exact = compile_q(tree, expand)
@@ -118,16 +132,7 @@ def test_prefilter_never_drops_a_match(store: Store) -> None:
             tx.put_entity("t", e, True)
 
     store.write(load)
-    rnd = random.Random(11)
-    queries = list(HAND)
-    while len(queries) < len(HAND) + 250:
-        text = random_q(rnd)
-        try:
-            parse_q(text)
-        except QueryError:  # the generator can write what the grammar refuses
-            continue
-        queries.append(text)
-    for text in queries:
+    for text in some_queries(seed=11, extra=250):
         got, want, _ = narrowed_ids(store, text)
         assert got == want, text
 
@@ -187,16 +192,7 @@ def _general(node: Any) -> Any:
 
 def test_plain_attribute_fast_path_agrees_with_the_general_rules() -> None:
     ents = corpus()
-    rnd = random.Random(5)
-    queries = list(HAND)
-    while len(queries) < len(HAND) + 400:
-        text = random_q(rnd)
-        try:
-            parse_q(text)
-        except QueryError:
-            continue
-        queries.append(text)
-    for text in queries:
+    for text in some_queries(seed=5, extra=400):
         tree = parse_q(text)
         fast, slow = compile_q(tree, expand), _general(tree)
         assert [e["id"] for e in ents if fast(e)] == [e["id"] for e in ents if slow(e)], text
