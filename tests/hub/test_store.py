@@ -583,3 +583,57 @@ def test_run_write_sees_its_own_writes_and_keeps_them_on_error(store: Store) -> 
     got = asyncio.run(main())
     assert [g["id"] if g else None for g in got] == [f"urn:e:{i}" for i in range(40)]
     assert store.reader().get_entity("t", "urn:e:kept") is not None
+
+
+def test_prefetched_entities_read_and_write_as_usual(store: Store) -> None:
+    """``prefetch`` (a batch's hint) changes nothing a transaction sees: a prefetched entity
+    reads as stored, reads its own later write, and a missing one stays missing."""
+    for eid in ("urn:e:a", "urn:e:b"):
+        create(store, "t", ent(eid, speed=1))
+
+    def op(tx: Tx) -> list[Any]:
+        tx.prefetch("t", ["urn:e:b", "urn:e:a", "urn:e:missing"])
+        a = tx.get_entity("t", "urn:e:a")
+        assert a is not None and a["attrs"][NS + "speed"][0]["value"] == 1
+        a["attrs"][NS + "speed"][0]["value"] = 2
+        a["type"] = [T_CAR, NS + "Truck"]
+        tx.put_entity("t", a, new=False)
+        again = tx.get_entity("t", "urn:e:a")
+        return [again, tx.get_entity("t", "urn:e:missing"), tx.get_entity("t", "urn:e:b")]
+
+    again, missing, b = store.write(op)
+    assert again["attrs"][NS + "speed"][0]["value"] == 2 and missing is None
+    assert b is not None and b["id"] == "urn:e:b"
+    # the new type reached the type index too
+    trucks = list(store.query_entities("t", EntityFilter(types=(NS + "Truck",))))
+    assert [e["id"] for e in trucks] == ["urn:e:a"]
+
+
+def test_overlapping_batches_in_opposite_orders_all_succeed(store: Store) -> None:
+    """Batches lock their entities in one fixed order (PostgreSQL), so two batches over the same
+    entities listed in opposite orders never deadlock each other."""
+    from maeul.hub.core import Hub
+
+    hub = Hub(store, max_limit=1000)
+    ids = [f"urn:e:{i:03d}" for i in range(40)]
+    for eid in ids:
+        create(store, "t", ent(eid, speed=0))
+    errors: list[BaseException] = []
+
+    def run(order: list[str], n: int) -> None:
+        try:
+            for k in range(n):
+                items = [{"id": eid, "type": [T_CAR], "attrs": {
+                    NS + "speed": [{"type": "Property", "value": k}]}} for eid in order]
+                res = hub.batch("t", "update", items, "bench")
+                assert not res.errors, res.errors
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(ids, 15)),
+               threading.Thread(target=run, args=(ids[::-1], 15))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

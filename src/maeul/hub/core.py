@@ -525,6 +525,8 @@ class Hub:
         def run(tx: Tx) -> BatchResult:
             res = BatchResult()
             seen: set[str] = set()
+            if op != "create":
+                tx.prefetch(tenant, [i if isinstance(i, str) else i["id"] for i in items])
             for item in items:
                 eid = item if isinstance(item, str) else item["id"]
                 try:

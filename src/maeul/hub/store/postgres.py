@@ -192,9 +192,28 @@ class PgTx(SqlTx):
     def __init__(
         self, conn: psycopg.Connection[Any], lock_rows: bool = True, piped: bool = False
     ) -> None:
-        super().__init__(conn)
+        # one write transaction per PgTx: what it reads it may remember for its puts
+        super().__init__(conn, track_types=lock_rows)
         self.lock_rows = lock_rows
         self.piped = piped
+        # documents locked and loaded by prefetch, each served once to get_entity
+        self._docs: dict[tuple[str, str], str] = {}
+
+    def prefetch(self, tenant: str, ids: list[str]) -> None:
+        if not self.lock_rows:
+            return
+        ordered = sorted(set(ids))
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            # fixed order, so two batches over overlapping ids cannot deadlock
+            for eid, doc, types in self.x(
+                f"SELECT id, doc, types FROM entities WHERE tenant = ? AND id IN ({marks})"
+                " ORDER BY id FOR UPDATE",
+                (tenant, *chunk),
+            ).fetchall():
+                self._docs[(tenant, eid)] = doc
+                self._types[(tenant, eid)] = types
 
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self.conn.execute(pg_sql(sql), params)
@@ -208,13 +227,27 @@ class PgTx(SqlTx):
     def get_entity(self, tenant: str, eid: str) -> Entity | None:
         if not self.lock_rows:
             return super().get_entity(tenant, eid)
+        doc = self._docs.pop((tenant, eid), None)
+        if doc is not None:  # locked by prefetch and unchanged since: no round trip
+            return loads(doc)  # type: ignore[no-any-return]
         row = self.x(
-            "SELECT doc FROM entities WHERE tenant = ? AND id = ? FOR UPDATE", (tenant, eid)
+            "SELECT doc, types FROM entities WHERE tenant = ? AND id = ? FOR UPDATE",
+            (tenant, eid),
         ).fetchone()
         if row is None:
             return None
+        # a later put of this entity need not ask for its types again (one round trip less)
+        self._types[(tenant, eid)] = row[1]
         ent: Entity = loads(row[0])
         return ent
+
+    def put_entity(self, tenant: str, entity: Entity, new: bool) -> None:
+        self._docs.pop((tenant, entity["id"]), None)
+        super().put_entity(tenant, entity, new)
+
+    def delete_entity(self, tenant: str, eid: str) -> bool:
+        self._docs.pop((tenant, eid), None)
+        return super().delete_entity(tenant, eid)
 
     def get_json(self, kind: str, tenant: str, key: str) -> dict[str, Any] | None:
         if not self.lock_rows:
@@ -236,12 +269,13 @@ class PgTx(SqlTx):
         for i in range(0, len(ordered), 500):
             chunk = ordered[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for eid, doc in self.x(
-                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})"
+            for eid, doc, types in self.x(
+                f"SELECT id, doc, types FROM entities WHERE tenant = ? AND id IN ({marks})"
                 " ORDER BY id FOR UPDATE",
                 (tenant, *chunk),
             ).fetchall():
                 out[eid] = loads(doc)
+                self._types[(tenant, eid)] = types
         return out
 
 

@@ -118,6 +118,9 @@ class SqlTx:
                 out[eid] = loads(doc)
         return out
 
+    def prefetch(self, tenant: str, ids: list[str]) -> None:
+        """No-op here: SQLite has one writer and its reads are local."""
+
     def put_entity(self, tenant: str, entity: Entity, new: bool) -> None:
         bbox = location_bbox(entity) or (None, None, None, None)
         types = entity["type"]
