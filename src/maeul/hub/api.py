@@ -16,10 +16,12 @@ from .auth import Caller
 from .core import Query
 from .entities import (
     View,
+    dataset_filter,
     expand_attribute,
     expand_entity,
     expand_fragment,
     is_uri,
+    type_filter,
 )
 from .errors import (
     BadRequestData,
@@ -59,6 +61,7 @@ from .validate import (
     check_entity_payload,
     check_query_body,
     check_request,
+    projection_tree,
 )
 
 log = logging.getLogger(__name__)
@@ -114,7 +117,17 @@ class Api:
         omit = qparam_list(request, "omit")
         if pick is not None and omit is not None:
             raise BadRequestData("pick and omit cannot be used together")
-        return View(
+        linked_pick = linked_omit = None
+        if pick is not None and "{" in request.query_params["pick"]:
+            tree = projection_tree(request.query_params["pick"], "pick")
+            pick = list(tree)
+            linked_pick = {k: v for k, v in tree.items() if v is not None}
+        if omit is not None and "{" in request.query_params["omit"]:
+            tree = projection_tree(request.query_params["omit"], "omit")
+            omit = [k for k, v in tree.items() if v is None] or None
+            linked_omit = {k: v for k, v in tree.items() if v is not None}
+        ds = request.query_params.get("datasetId")
+        view = View(
             r.ctx,
             fmt=fmt,
             attrs={r.ctx.expand_term(a) for a in attrs} if attrs else None,
@@ -122,7 +135,10 @@ class Api:
             omit=set(omit) if omit else None,
             lang=request.query_params.get("lang"),
             sys_attrs="sysAttrs" in opts,
+            datasets=None if ds is None else dataset_filter(ds),
         )
+        view.linked_pick, view.linked_omit = linked_pick, linked_omit
+        return view
 
     def public_check(self, r: Req, types: list[str]) -> None:
         if r.caller.anonymous and not (set(types) & self.s.keys.public_types(r.tenant)):
@@ -204,7 +220,7 @@ class Api:
                       linker: Linker | None, headers: dict[str, str]) -> Response:
         if linker is not None and linked:
             ents = ents + linked
-            shown = shown + [linker.view.entity(e) for e in linked]
+            shown = shown + [linker.render(e) for e in linked]
         if r.accept == GEOJSON:
             feats = [self._feature(request, r, e, s) for e, s in zip(ents, shown, strict=True)]
             return respond({"type": "FeatureCollection", "features": feats}, r, headers=headers)
@@ -335,7 +351,7 @@ class Api:
         q = Query()
         type_expr = params.get("type")
         if type_expr:
-            q.types, type_pred = _type_filter(type_expr, ctx.expand_term)
+            q.types, type_pred = type_filter(type_expr, ctx.expand_term)
             if type_pred is not None:
                 inner = type_pred
                 q.q = lambda e, p=inner: p(e["type"])
@@ -633,58 +649,6 @@ class Api:
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__
         return handler
-
-
-def _type_filter(
-    expr: str, expand: Callable[[str], str]
-) -> tuple[tuple[str, ...], Callable[[list[str]], bool] | None]:
-    """Type selection: `A,B` or `A|B` any of; `;` and parentheses make a boolean expression."""
-    names = [n for n in re.split(r"[,|;()]", expr) if n]
-    if not names:
-        raise BadRequestData("type must not be empty")
-    iris = tuple(dict.fromkeys(expand(n) for n in names))
-    if ";" not in expr and "(" not in expr:
-        return iris, None
-    tokens = re.findall(r"[(),|;]|[^(),|;]+", expr)
-    pos = 0
-
-    def parse_or() -> Callable[[set[str]], bool]:
-        nonlocal pos
-        parts = [parse_and()]
-        while pos < len(tokens) and tokens[pos] in (",", "|"):
-            pos += 1
-            parts.append(parse_and())
-        return lambda ts: any(p(ts) for p in parts)
-
-    def parse_and() -> Callable[[set[str]], bool]:
-        nonlocal pos
-        parts = [parse_atom()]
-        while pos < len(tokens) and tokens[pos] == ";":
-            pos += 1
-            parts.append(parse_atom())
-        return lambda ts: all(p(ts) for p in parts)
-
-    def parse_atom() -> Callable[[set[str]], bool]:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise BadRequestData(f"invalid type expression {expr!r}")
-        tok = tokens[pos]
-        pos += 1
-        if tok == "(":
-            inner = parse_or()
-            if pos >= len(tokens) or tokens[pos] != ")":
-                raise BadRequestData(f"unbalanced parentheses in type {expr!r}")
-            pos += 1
-            return inner
-        if tok in ",|;)":
-            raise BadRequestData(f"invalid type expression {expr!r}")
-        iri = expand(tok)
-        return lambda ts: iri in ts
-
-    pred = parse_or()
-    if pos != len(tokens):
-        raise BadRequestData(f"invalid type expression {expr!r}")
-    return iris, lambda types: pred(set(types))
 
 
 __all__ = ["Api", "BASE", "Forbidden", "InvalidRequest", "Starlette"]

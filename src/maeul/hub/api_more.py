@@ -12,8 +12,14 @@ from starlette.routing import BaseRoute, Route
 
 from .api import BASE, Api
 from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
-from .errors import BadRequestData, Forbidden, ResourceNotFound, TooManyResults
-from .http import body_attrs, no_content, options_of, qparam_int, respond
+from .errors import (
+    BadRequestData,
+    Forbidden,
+    InvalidRequest,
+    ResourceNotFound,
+    TooManyResults,
+)
+from .http import body_attrs, no_content, options_of, qparam_int, resolve_ctx, respond
 from .store.base import TemporalFilter
 from .store.sqlbase import TIME_COLUMNS
 from .subscriptions import validate_subscription
@@ -22,6 +28,7 @@ from .temporal_query import TemporalSelection, render_page, select
 from .validate import check_body_object, check_entity_payload, check_query_body
 
 _TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
+_SUB_LIST_PARAMS = {"limit", "offset", "options", "count"}
 
 
 class MoreApi(Api):
@@ -29,14 +36,19 @@ class MoreApi(Api):
     async def create_subscription(self, request: Request) -> Response:
         r = await self.req(request, "subscribe", body=True)
         doc = validate_subscription(r.body, r.ctx)
-        src = r.body.get("jsonldContext") if isinstance(r.body, dict) else None
-        source = src or r.ctx.source
+        if "jsonldContext" in doc:
+            # notifications are compacted with it: it must be available now
+            resolve_ctx(self.s.resolver, doc["jsonldContext"])
+        source = r.ctx.source
         sid = await self.write(lambda: self.s.subs.create(r.tenant, doc, source, r.caller.actor,
                                                           caller=r.caller))
         return no_content({"Location": f"{BASE}/subscriptions/{sid}"}, status=201)
 
     async def list_subscriptions(self, request: Request) -> Response:
         r = await self.req(request, "subscribe")
+        unknown = set(request.query_params) - _SUB_LIST_PARAMS
+        if unknown:
+            raise InvalidRequest(f"unknown query parameter(s) {sorted(unknown)}")
         subs = self.s.subs.all(r.tenant)
         limit = qparam_int(request, "limit", self.settings.default_limit)
         offset = qparam_int(request, "offset", 0)
@@ -44,14 +56,17 @@ class MoreApi(Api):
         headers = {}
         if "count" in options_of(request):
             headers["NGSILD-Results-Count"] = str(len(subs))
-        return respond([self.s.subs.render(d, r.ctx) for d in page], r, headers=headers)
+        sys_attrs = "sysAttrs" in options_of(request)
+        return respond([self.s.subs.render(d, r.ctx, sys_attrs) for d in page], r,
+                       headers=headers)
 
     async def get_subscription(self, request: Request) -> Response:
         r = await self.req(request, "subscribe")
         sid = request.path_params["sid"]
         if not is_uri(sid):
             raise BadRequestData(f"subscription id must be a URI, got {sid!r}")
-        return respond(self.s.subs.render(self.s.subs.get(r.tenant, sid), r.ctx), r)
+        return respond(self.s.subs.render(self.s.subs.get(r.tenant, sid), r.ctx,
+                                          "sysAttrs" in options_of(request)), r)
 
     async def update_subscription(self, request: Request) -> Response:
         r = await self.req(request, "subscribe", body=True)
@@ -59,6 +74,8 @@ class MoreApi(Api):
         if isinstance(r.body, dict) and r.body.get("id", sid) != sid:
             raise BadRequestData("the id in the body differs from the one in the URL")
         patch = validate_subscription(r.body, r.ctx, partial=True)
+        if "jsonldContext" in patch:
+            resolve_ctx(self.s.resolver, patch["jsonldContext"])
         await self.write(lambda: self.s.subs.update(r.tenant, sid, patch, r.caller.actor,
                                                     caller=r.caller))
         return no_content()
@@ -158,6 +175,22 @@ class MoreApi(Api):
                 if not isinstance(tq[k], str | int) or isinstance(tq[k], bool):
                     raise BadRequestData(f"temporalQ.{k} must be a string")
                 params[k] = str(tq[k])
+        # aggregation in the body (temporalQ, or aggrParams, checked by check_query_body)
+        # asks for the aggregated representation, as do body options
+        ap = body.get("aggrParams") or {}
+        methods = tq.get("aggrMethods") or ap.get("aggrMethods")
+        opts = body.get("options")
+        opts = opts.split(",") if isinstance(opts, str) else opts
+        if methods:
+            params["format"] = "aggregatedValues"
+            params["aggrMethods"] = ",".join(methods) if isinstance(methods, list) else methods
+            period = tq.get("aggrPeriodDuration") or ap.get("aggrPeriodDuration")
+            if period:
+                params["aggrPeriodDuration"] = period
+        elif isinstance(opts, list) and "aggregatedValues" in opts:
+            raise BadRequestData("aggregatedValues needs aggrMethods")
+        elif isinstance(opts, list) and "temporalValues" in opts:
+            params["format"] = "temporalValues"
         for key in ("q", "scopeQ"):
             if key in body:
                 if not isinstance(body[key], str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -401,6 +402,7 @@ class View:
         omit: set[str] | None = None,
         lang: str | None = None,
         sys_attrs: bool = False,
+        datasets: set[str] | None = None,
     ) -> None:
         if fmt not in ("normalized", "concise", "keyValues", "simplified"):
             raise InvalidRequest(f"unknown format {fmt!r}")
@@ -411,6 +413,11 @@ class View:
         self.omit = omit
         self.lang = lang
         self.sys_attrs = sys_attrs
+        # datasetId filter: the instances shown ("" is the default instance, `@none`)
+        self.datasets = datasets
+        # linked-entity projections (`pick=rel{a,b}`): relationship name -> its projection
+        self.linked_pick: dict[str, Any] | None = None
+        self.linked_omit: dict[str, Any] | None = None
 
     def entity(self, ent: Entity) -> dict[str, Any]:
         ctx = self.ctx
@@ -429,6 +436,10 @@ class View:
         for iri, insts in ent.get("attrs", {}).items():
             if self.attrs is not None and iri not in self.attrs:
                 continue
+            if self.datasets is not None:
+                insts = [i for i in insts if i.get("datasetId", "") in self.datasets]
+                if not insts:
+                    continue
             name = ctx.compact_iri(iri)
             shown = [self.attribute(i) for i in insts]
             out[name] = shown[0] if len(shown) == 1 else shown
@@ -521,3 +532,70 @@ def _pick_lang(lm: dict[str, Any], wanted: str) -> tuple[str, Any]:
         k = next(iter(lm))
         return k, lm[k]
     return "", None
+
+
+def type_filter(
+    expr: str, expand: Callable[[str], str]
+) -> tuple[tuple[str, ...], Callable[[list[str]], bool] | None]:
+    """Type selection: `A,B` or `A|B` any of; `;` and parentheses make a boolean expression."""
+    names = [n for n in re.split(r"[,|;()]", expr) if n]
+    if not names:
+        raise BadRequestData("type must not be empty")
+    iris = tuple(dict.fromkeys(expand(n) for n in names))
+    if ";" not in expr and "(" not in expr:
+        return iris, None
+    tokens = re.findall(r"[(),|;]|[^(),|;]+", expr)
+    pos = 0
+
+    def parse_or() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        parts = [parse_and()]
+        while pos < len(tokens) and tokens[pos] in (",", "|"):
+            pos += 1
+            parts.append(parse_and())
+        return lambda ts: any(p(ts) for p in parts)
+
+    def parse_and() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        parts = [parse_atom()]
+        while pos < len(tokens) and tokens[pos] == ";":
+            pos += 1
+            parts.append(parse_atom())
+        return lambda ts: all(p(ts) for p in parts)
+
+    def parse_atom() -> Callable[[set[str]], bool]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise BadRequestData(f"invalid type expression {expr!r}")
+        tok = tokens[pos]
+        pos += 1
+        if tok == "(":
+            inner = parse_or()
+            if pos >= len(tokens) or tokens[pos] != ")":
+                raise BadRequestData(f"unbalanced parentheses in type {expr!r}")
+            pos += 1
+            return inner
+        if tok in ",|;)":
+            raise BadRequestData(f"invalid type expression {expr!r}")
+        iri = expand(tok)
+        return lambda ts: iri in ts
+
+    pred = parse_or()
+    if pos != len(tokens):
+        raise BadRequestData(f"invalid type expression {expr!r}")
+    return iris, lambda types: pred(set(types))
+
+
+def dataset_filter(param: str) -> set[str]:
+    """The ``datasetId`` query parameter: a comma-separated list of dataset URIs, where
+    ``@none`` names the default instance (stored without datasetId, here "")."""
+    out = set()
+    for d in param.split(","):
+        d = d.strip()
+        if d == "@none":
+            out.add("")
+        elif is_uri(d):
+            out.add(d)
+        else:
+            raise BadRequestData(f"datasetId must be a URI or @none, got {d!r}")
+    return out

@@ -21,6 +21,9 @@ from .errors import BadRequestData
 from .store.base import Entity
 
 MAX_JOIN_LEVEL = 8  # bounds the work one request can cause; deeper is refused, not cut
+# linked-entity projections below one entity: (pick, omit), each relationship name -> the
+# projection tree of its target (see validate.projection_tree), None when there is none
+Proj = tuple[dict[str, Any] | None, dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,28 @@ class Linker:
         self.allowed = allowed
         # joined entities show every attribute the caller may see, in the request's format
         self.view = View(view.ctx, fmt=view.fmt, lang=view.lang, sys_attrs=view.sys_attrs)
+        self.proj: Proj = (view.linked_pick, view.linked_omit)
         self._cache: dict[str, Entity | None] = {}
         self.shown: dict[str, Entity] = {}  # joined entities put into the response
+        self._flat_shown: dict[str, dict[str, Any]] = {}
+
+    def _sub(self, proj: Proj, name: str) -> tuple[View, Proj]:
+        """How the target of relationship ``name`` is shown, and the projections below it."""
+        sp = proj[0].get(name) if proj[0] else None
+        so = proj[1].get(name) if proj[1] else None
+        if sp is None and so is None:
+            return self.view, (None, None)
+        v = self.view
+        view = View(v.ctx, fmt=v.fmt, lang=v.lang, sys_attrs=v.sys_attrs,
+                    pick=set(sp) if sp else None,
+                    omit={k for k, t in so.items() if t is None} if so else None)
+        return view, ({k: t for k, t in sp.items() if t is not None} if sp else None,
+                      {k: t for k, t in so.items() if t is not None} if so else None)
+
+    def render(self, ent: Entity) -> dict[str, Any]:
+        """A joined entity of a flat answer as it is shown (with its projection)."""
+        shown = self._flat_shown.get(ent["id"])
+        return shown if shown is not None else self.view.entity(ent)
 
     def apply(self, pairs: list[tuple[Entity, dict[str, Any]]]) -> list[Entity]:
         """Join ``pairs`` (entity, what is shown of it): inline nests in place and returns
@@ -131,49 +154,62 @@ class Linker:
         """The entities linked from ``pairs`` (entity, what was shown of it), breadth first,
         each once and none of those already in ``pairs``."""
         have = {e["id"] for e, _ in pairs}
-        frontier = pairs
+        frontier = [(e, out, self.proj) for e, out in pairs]
         linked: list[Entity] = []
         for _ in range(self.join.level):
             ids: list[str] = []
-            for ent, out in frontier:
-                for _name, insts in self._links(ent, out):
+            how: dict[str, tuple[View, Proj]] = {}
+            for ent, out, proj in frontier:
+                for name, insts in self._links(ent, out):
+                    sub = self._sub(proj, name)
                     for inst in insts:
-                        ids += [t for t in _targets(inst)[0] if t not in have]
+                        for t in _targets(inst)[0]:
+                            if t not in have:
+                                ids.append(t)
+                                how.setdefault(t, sub)
             ids = list(dict.fromkeys(ids))
             self._fetch(ids)
             have.update(ids)
             found = [e for i in ids if (e := self._get(i)) is not None]
             linked += found
-            frontier = [(e, self.view.entity(e)) for e in found]
+            frontier = []
+            for e in found:
+                view, below = how[e["id"]]
+                shown = view.entity(e)
+                if view is not self.view:
+                    self._flat_shown[e["id"]] = shown
+                frontier.append((e, shown, below))
         return linked
 
     # -- inline ----------------------------------------------------------------------------
     def inline(self, ent: Entity, out: dict[str, Any]) -> None:
         """Nest the targets of the relationships shown in ``out`` into it (in place)."""
-        self._inline(ent, out, 1, frozenset({ent["id"]}))
+        self._inline(ent, out, 1, frozenset({ent["id"]}), self.proj)
 
-    def _inline(self, ent: Entity, out: dict[str, Any], depth: int, path: frozenset[str]
-                ) -> None:
+    def _inline(self, ent: Entity, out: dict[str, Any], depth: int, path: frozenset[str],
+                proj: Proj) -> None:
         links = self._links(ent, out)
         self._fetch(t for _n, insts in links for i in insts for t in _targets(i)[0])
         for name, insts in links:
             shown = out[name]
             items = [shown] if len(insts) == 1 else list(shown)
+            view, below = self._sub(proj, name)
             for idx, inst in enumerate(insts):
                 ids, many = _targets(inst)
                 nested = {t: n for t in ids if t not in path
-                          and (n := self._nested(t, depth, path | {t})) is not None}
+                          and (n := self._nested(t, depth, path | {t}, view, below)) is not None}
                 if nested:
                     items[idx] = self._attach(items[idx], ids, nested, many)
             out[name] = items[0] if len(insts) == 1 else items
 
-    def _nested(self, eid: str, depth: int, path: frozenset[str]) -> dict[str, Any] | None:
+    def _nested(self, eid: str, depth: int, path: frozenset[str], view: View, proj: Proj
+                ) -> dict[str, Any] | None:
         target = self._get(eid)
         if target is None:
             return None
-        shown = self.view.entity(target)
+        shown = view.entity(target)
         if depth < self.join.level:
-            self._inline(target, shown, depth + 1, path)
+            self._inline(target, shown, depth + 1, path, proj)
         return shown
 
     def _attach(self, item: Any, ids: list[str], nested: dict[str, dict[str, Any]],

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from .auth import Caller
 from .changes import show_changes, with_deletions
 from .core import AccessGuard, guard_hides, strip_attrs
-from .entities import View, canonical_time, is_uri, now_iso, parse_time
+from .entities import View, canonical_time, is_uri, now_iso, parse_time, type_filter
 from .errors import BadRequestData, ResourceNotFound
 from .geo import GeoQueryError, compile_geo, parse_geo_query
 from .ldcontext import Context, ContextResolver
@@ -64,6 +64,31 @@ def _err(msg: str) -> BadRequestData:
     return BadRequestData(f"subscription: {msg}")
 
 
+_TYPE_OPS = re.compile(r"[,|;()]")
+_TYPE_NAMES = re.compile(r"[^(),|;]+")
+# entity-level members that pick/omit name as they are, without @context expansion
+_ENTITY_MEMBERS = {"id", "type", "scope", "createdAt", "modifiedAt", "expiresAt"}
+
+
+def sub_q(q: str) -> str:
+    """A subscription's q as the query language reads it: percent-escapes (``%20``) decoded,
+    as clients copy q from URLs into the JSON body."""
+    return unquote(q) if "%" in q else q
+
+
+def _map_type_expr(expr: str, fn: Callable[[str], str]) -> str:
+    return _TYPE_NAMES.sub(lambda m: fn(m.group(0)), expr)
+
+
+def _names(n: dict[str, Any], key: str, ctx: Context) -> list[str]:
+    v = n[key]
+    if isinstance(v, str):
+        v = [x for x in v.split(",") if x]
+    if not isinstance(v, list) or not v or not all(isinstance(a, str) and a for a in v):
+        raise _err(f"notification.{key} must be a non-empty list of names")
+    return [a if a in _ENTITY_MEMBERS else ctx.expand_term(a) for a in v]
+
+
 def validate_subscription(doc: Any, ctx: Context, *, partial: bool = False) -> dict[str, Any]:
     """A subscription payload checked and expanded into its stored form (minus bookkeeping)."""
     if not isinstance(doc, dict):
@@ -99,7 +124,15 @@ def validate_subscription(doc: Any, ctx: Context, *, partial: bool = False) -> d
         for e in ents:
             if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not e["type"]:
                 raise _err("each entities item needs a type")
-            item: dict[str, Any] = {"type": ctx.expand_term(e["type"])}
+            if _TYPE_OPS.search(e["type"]):
+                # a type expression (`(A|B);C`): checked now, names expanded, operators kept
+                try:
+                    type_filter(e["type"], ctx.expand_term)
+                except BadRequestData as exc:
+                    raise _err(str(exc)) from None
+                item: dict[str, Any] = {"type": _map_type_expr(e["type"], ctx.expand_term)}
+            else:
+                item = {"type": ctx.expand_term(e["type"])}
             if "id" in e:
                 if not is_uri(e["id"]):
                     raise _err("entities.id must be a URI")
@@ -126,12 +159,24 @@ def validate_subscription(doc: Any, ctx: Context, *, partial: bool = False) -> d
         if not isinstance(doc["q"], str):
             raise _err("q must be a string")
         try:
-            parse_q(doc["q"])
+            parse_q(sub_q(doc["q"]))
         except QueryError as exc:
             raise _err(f"invalid q: {exc}") from None
         out["q"] = doc["q"]
     if "scopeQ" in doc:
         out["scopeQ"] = doc["scopeQ"]
+    if "csf" in doc:
+        if not isinstance(doc["csf"], str):
+            raise _err("csf must be a string")
+        try:
+            parse_q(doc["csf"])
+        except QueryError as exc:
+            raise _err(f"invalid csf: {exc}") from None
+        out["csf"] = doc["csf"]
+    if "jsonldContext" in doc:
+        if not is_uri(doc["jsonldContext"]):
+            raise _err("jsonldContext must be the URI of an @context")
+        out["jsonldContext"] = doc["jsonldContext"]
     if "geoQ" in doc:
         g = doc["geoQ"]
         if not isinstance(g, dict):
@@ -180,9 +225,16 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
     out: dict[str, Any] = {}
     if "attributes" in n:
         at = n["attributes"]
-        if not isinstance(at, list) or not all(isinstance(a, str) and a for a in at):
-            raise _err("notification.attributes must be a list of names")
+        if not isinstance(at, list) or not at or not all(isinstance(a, str) and a for a in at):
+            raise _err("notification.attributes must be a non-empty list of names")
         out["attributes"] = [ctx.expand_term(a) for a in at]
+    for key in ("pick", "omit"):
+        if key in n:
+            if "attributes" in n:
+                raise _err(f"notification.{key} cannot be used with notification.attributes")
+            out[key] = _names(n, key, ctx)
+    if "pick" in out and "omit" in out and set(out["pick"]) & set(out["omit"]):
+        raise _err("notification.pick and notification.omit name the same member")
     fmt = n.get("format", "normalized")
     if fmt not in FORMATS:
         raise _err(f"notification.format must be one of {sorted(FORMATS)}")
@@ -192,6 +244,8 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
             if not isinstance(n[flag], bool):
                 raise _err(f"notification.{flag} must be true or false")
             out[flag] = n[flag]
+    if "endpoint" in n and n["endpoint"] is None:
+        raise _err("notification.endpoint cannot be removed")
     ep = n.get("endpoint")
     if ep is None:
         if partial:
@@ -231,6 +285,10 @@ class Compiled:
     geo: Callable[[Any], bool] | None
     geo_prop: str
     patterns: list[re.Pattern[str] | None]
+    # per entities item: a type expression's predicate, None for a plain type
+    type_preds: list[Callable[[list[str]], bool] | None]
+    # the @context notifications are compacted with (jsonldContext, else the subscription's)
+    note_ctx: Context
 
 
 class Subscriptions:
@@ -334,25 +392,35 @@ class Subscriptions:
         self.store.write(op)
         self._invalidate(tenant)
 
-    def render(self, doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        """The stored subscription as a client sees it, compacted with ``ctx``."""
+    def render(self, doc: dict[str, Any], ctx: Context, sys_attrs: bool = False
+               ) -> dict[str, Any]:
+        """The stored subscription as a client sees it, compacted with ``ctx``.
+
+        ``createdAt``/``modifiedAt`` only with ``sys_attrs``; ``isActive`` only when it was
+        set; ``notification.status`` only once a notification was attempted."""
         out = {k: v for k, v in doc.items() if k != "context" and not k.startswith("_")}
+        if not sys_attrs:
+            out.pop("createdAt", None)
+            out.pop("modifiedAt", None)
         if "entities" in out:
             out["entities"] = [
-                {**e, "type": ctx.compact_iri(e["type"])} for e in out["entities"]
+                {**e, "type": _map_type_expr(e["type"], ctx.compact_iri)
+                 if _TYPE_OPS.search(e["type"]) else ctx.compact_iri(e["type"])}
+                for e in out["entities"]
             ]
         if "watchedAttributes" in out:
             out["watchedAttributes"] = [ctx.compact_iri(a) for a in out["watchedAttributes"]]
         n = dict(out.get("notification", {}))
-        if "attributes" in n:
-            n["attributes"] = [ctx.compact_iri(a) for a in n["attributes"]]
+        for key in ("attributes", "pick", "omit"):
+            if key in n:
+                n[key] = [ctx.compact_iri(a) for a in n[key]]
         out["notification"] = n
         for k in ("timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure"):
             if k in out:
                 n[k] = out.pop(k)
-        n.setdefault("status", "ok" if not n.get("lastFailure") or (
-            n.get("lastSuccess", "") > n.get("lastFailure", "")) else "failed")
-        out.setdefault("isActive", True)
+        if "lastNotification" in n:
+            n.setdefault("status", "ok" if not n.get("lastFailure") or (
+                n.get("lastSuccess", "") > n.get("lastFailure", "")) else "failed")
         out["status"] = self._status(doc)
         out["type"] = "Subscription"
         return out
@@ -390,7 +458,7 @@ class Subscriptions:
 
     def _compile(self, doc: dict[str, Any]) -> Compiled:
         ctx = self.resolver.resolve(doc.get("context"))
-        q = compile_q(parse_q(doc["q"]), ctx.expand_term) if doc.get("q") else None
+        q = compile_q(parse_q(sub_q(doc["q"])), ctx.expand_term) if doc.get("q") else None
         geo = None
         geo_prop = "https://uri.etsi.org/ngsi-ld/location"
         if doc.get("geoQ"):
@@ -405,15 +473,24 @@ class Subscriptions:
             re.compile(e["idPattern"]) if "idPattern" in e else None
             for e in doc.get("entities", [])
         ]
-        return Compiled(doc, ctx, q, geo, geo_prop, pats)
+        preds = [
+            type_filter(e["type"], str)[1] if _TYPE_OPS.search(e["type"]) else None
+            for e in doc.get("entities", [])
+        ]
+        note_ctx = (self.resolver.resolve(doc["jsonldContext"]) if doc.get("jsonldContext")
+                    else ctx)
+        return Compiled(doc, ctx, q, geo, geo_prop, pats, preds, note_ctx)
 
     @staticmethod
     def _selects(c: Compiled, ent: Entity) -> bool:
         sel = c.doc.get("entities")
         if not sel:
             return True
-        for item, pat in zip(sel, c.patterns, strict=True):
-            if item["type"] not in ent["type"]:
+        for item, pat, pred in zip(sel, c.patterns, c.type_preds, strict=True):
+            if pred is None:
+                if item["type"] not in ent["type"]:
+                    continue
+            elif not pred(ent["type"]):
                 continue
             if "id" in item and item["id"] != ent["id"]:
                 continue
@@ -519,7 +596,10 @@ class Subscriptions:
                 op = g.reads(tenant, subscriber(c.doc), reads)
                 if op is not None:
                     op(tx)
-        view = View(c.ctx, fmt=n.get("format", "normalized"), attrs=attrs,
+        ctx = c.note_ctx
+        pick = {ctx.compact_iri(a) for a in n["pick"]} if n.get("pick") else None
+        omit = {ctx.compact_iri(a) for a in n["omit"]} if n.get("omit") else None
+        view = View(ctx, fmt=n.get("format", "normalized"), attrs=attrs, pick=pick, omit=omit,
                     sys_attrs=bool(n.get("sysAttrs")), lang=c.doc.get("lang"))
         data = []
         for e in ents:
@@ -536,7 +616,8 @@ class Subscriptions:
             "notifiedAt": now_iso(),
             "data": data,
         }
-        return {"endpoint": n.get("endpoint", {}), "body": body, "context": c.doc.get("context")}
+        return {"endpoint": n.get("endpoint", {}), "body": body,
+                "context": c.doc.get("jsonldContext") or c.doc.get("context")}
 
     # -- delivery --------------------------------------------------------------------------
     def start(self) -> None:

@@ -157,10 +157,19 @@ class Temporal:
             ):
                 continue
             shown.append(iri)
-            if opts.fmt == "temporalValues":
-                out[name] = self._values(items)
-            elif opts.fmt == "aggregatedValues":
-                out[name] = self._aggregated(items, flt, opts)
+            if opts.fmt in ("temporalValues", "aggregatedValues"):
+                # one series per datasetId, the default instance first
+                groups: dict[str, list[HistoryRow]] = {}
+                for r in items:
+                    groups.setdefault(r.doc.get("datasetId", ""), []).append(r)
+                series = []
+                for ds in sorted(groups, key=lambda d: d != ""):
+                    one = (self._values(groups[ds]) if opts.fmt == "temporalValues"
+                           else self._aggregated(groups[ds], flt, opts))
+                    if ds:
+                        one = {"type": one.pop("type"), "datasetId": ds, **one}
+                    series.append(one)
+                out[name] = series[0] if len(series) == 1 else series
             else:
                 insts = []
                 for r in items:

@@ -116,6 +116,12 @@ def render_page(
     """Representations of the chosen entities, every one cut at the same time when the
     instance limit is reached anywhere, the reads to record and the Content-Range."""
     loaded = [(eid, types, temporal.rows(tenant, eid, flt, hide)) for eid, types, hide in chosen]
+    if view.datasets is not None:
+        # the datasetId filter: only these instances; an attribute without any is left out
+        ds = view.datasets
+        loaded = [(eid, types, {a: kept for a, rs in rows.items()
+                                if (kept := [r for r in rs if r.doc.get("datasetId", "") in ds])})
+                  for eid, types, rows in loaded]
     limit = opts.max_instances
     cuts = [c for _, _, rows in loaded if (c := cut_time(rows, limit, flt)) is not None]
     cut = (max(cuts) if flt.last_n else min(cuts)) if cuts else None

@@ -182,6 +182,37 @@ def projection_depth(expr: str, key: str = "pick") -> int:
     return depth
 
 
+Projection = dict[str, "Projection | None"]
+
+
+def projection_tree(expr: str, key: str = "pick") -> Projection:
+    """A checked pick/omit expression as a tree: member name -> the projection of the linked
+    entity (``rel{a,b}``), or None for a plain member. ``|`` separates like ``,``."""
+    projection_depth(expr, key)
+    pos = 0
+
+    def parse_list() -> Projection:
+        nonlocal pos
+        out: Projection = {}
+        while True:
+            start = pos
+            while pos < len(expr) and expr[pos] not in ",|{}":
+                pos += 1
+            name = expr[start:pos].strip()
+            sub = None
+            if pos < len(expr) and expr[pos] == "{":
+                pos += 1
+                sub = parse_list()
+                pos += 1  # the closing brace (checked above)
+            out[name] = sub if sub is not None else out.get(name)
+            if pos < len(expr) and expr[pos] in ",|":
+                pos += 1
+                continue
+            return out
+
+    return parse_list()
+
+
 def check_aggregation(methods: Any, period: Any) -> None:
     """``aggrMethods`` (a list or comma-separated string) and ``aggrPeriodDuration``."""
     from .temporal import AGGR_METHODS, parse_duration
