@@ -202,18 +202,23 @@ class PgTx(SqlTx):
     def prefetch(self, tenant: str, ids: list[str]) -> None:
         if not self.lock_rows:
             return
+        for eid, doc in self._lock_entities(tenant, ids):
+            self._docs[(tenant, eid)] = doc
+
+    def _lock_entities(self, tenant: str, ids: list[str]) -> Iterator[tuple[str, str]]:
+        """Lock and read the entities with these ids, in id order, so two transactions over
+        overlapping ids cannot deadlock; each one's types are remembered for its put."""
         ordered = sorted(set(ids))
         for i in range(0, len(ordered), 500):
             chunk = ordered[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            # fixed order, so two batches over overlapping ids cannot deadlock
             for eid, doc, types in self.x(
                 f"SELECT id, doc, types FROM entities WHERE tenant = ? AND id IN ({marks})"
                 " ORDER BY id FOR UPDATE",
                 (tenant, *chunk),
             ).fetchall():
-                self._docs[(tenant, eid)] = doc
                 self._types[(tenant, eid)] = types
+                yield eid, doc
 
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self.conn.execute(pg_sql(sql), params)
@@ -263,20 +268,7 @@ class PgTx(SqlTx):
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
         if not self.lock_rows:
             return super().get_entities(tenant, ids)
-        out: dict[str, Entity] = {}
-        # lock in a fixed order, so two batches over overlapping ids cannot deadlock
-        ordered = sorted(set(ids))
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for eid, doc, types in self.x(
-                f"SELECT id, doc, types FROM entities WHERE tenant = ? AND id IN ({marks})"
-                " ORDER BY id FOR UPDATE",
-                (tenant, *chunk),
-            ).fetchall():
-                out[eid] = loads(doc)
-                self._types[(tenant, eid)] = types
-        return out
+        return {eid: loads(doc) for eid, doc in self._lock_entities(tenant, ids)}
 
 
 class PgReader(PgTx):
