@@ -132,8 +132,6 @@ class SqliteStore(Store):
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._group_tx: SqlTx | None = None
-        # run_write calls of the current loop turn, per event loop (touched by that loop only)
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
         self._depth = 0
         self._writer = threading.Thread(target=self._run_writer, name="sqlite-writer", daemon=True)
         self._writer.start()
@@ -169,22 +167,8 @@ class SqliteStore(Store):
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            # the calls made in one turn of the loop reach the writer together: one wake-up
-            pending = self._pending[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        pending.append(_Call(fn, fut, loop))
+        self._queue.put(_Call(fn, fut, loop))
         return await fut
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        calls = self._pending.pop(loop, [])
-        if not calls:
-            return
-        if self._closed:
-            _settle([(c, False, RuntimeError("store is closed")) for c in calls])
-            return
-        self._queue.put(calls)
 
     def _nested(self, fn: Callable[[Tx], T]) -> T:
         if self._group_tx is None:
@@ -212,7 +196,7 @@ class SqliteStore(Store):
             item = self._queue.get()
             if item is _STOP:
                 return
-            batch = list(item) if isinstance(item, list) else [item]
+            batch = [item]
             while len(batch) < self.group_commit_max:
                 try:
                     nxt = self._queue.get_nowait()
@@ -221,10 +205,7 @@ class SqliteStore(Store):
                 if nxt is _STOP:
                     self._queue.put(_STOP)
                     break
-                if isinstance(nxt, list):
-                    batch.extend(nxt)
-                else:
-                    batch.append(nxt)
+                batch.append(nxt)
             self._commit_group(tx, batch)
 
     def _commit_group(self, tx: SqlTx, batch: list[Any]) -> None:
