@@ -577,6 +577,7 @@ class Hub:
             bbox=q.geo_bbox if q.geo_property in (None, "https://uri.etsi.org/ngsi-ld/location")
             else None,
             q=q.prefilter,
+            want=None if q.count or q.geo_distance is not None else q.offset + q.limit,
         )
         matches: list[Entity] = []
         total = 0

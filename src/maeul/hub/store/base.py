@@ -40,6 +40,9 @@ class EntityFilter:
     bbox: tuple[float, float, float, float] | None = None  # on the `location` GeoProperty
     # a necessary condition derived from q (maeul.hub.qprefilter); backends may ignore it
     q: PreNode | None = None
+    # how many entities that pass the whole query the caller will take (offset + limit);
+    # None: all of them. A hint for the plan, never a limit: backends may ignore it
+    want: int | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def _hi(v: float | int | str) -> float | int | str:
     return v + abs(v) * _TOL + 1e-300
 
 
-def _bounds(t: PreTerm) -> list[tuple[Any, Any]]:
+def spans(t: PreTerm) -> list[tuple[Any, Any]]:
     """Each allowed span as (low, high); None is unbounded. Strict ends are widened to
     inclusive ones (permissive, the exact predicate decides)."""
     if t.op == "in":
@@ -61,7 +61,7 @@ def render(node: PreNode) -> tuple[str, list[Any]]:
 def _spans(value: str, t: PreTerm) -> tuple[str, list[Any]]:
     ors: list[str] = []
     params: list[Any] = []
-    for lo, hi in _bounds(t):
+    for lo, hi in spans(t):
         conds = []
         if lo is not None:
             conds.append(f"{value} >= ?")

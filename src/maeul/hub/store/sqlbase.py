@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from . import valueindex
 from .auditchain import seal_new, seal_rows
 from .base import Entity, EntityFilter, HistoryRow, TemporalFilter
 from .presql import Dialect
@@ -67,9 +68,14 @@ class SqlTx:
     SQLite writer); otherwise a sealer chains records later (PostgreSQL, many writers).
     """
 
-    def __init__(self, conn: Any, seal_inline: bool = False, track_types: bool = False) -> None:
+    def __init__(self, conn: Any, seal_inline: bool = False, track_types: bool = False,
+                 vindex: valueindex.ValueIndexes | None = None) -> None:
         self.conn = conn
         self.seal_inline = seal_inline
+        # SQLite's writer keeps the q value indexes (valueindex.py) in step with each entity;
+        # with track_types, the seq and index rows of entities read in this operation
+        self.vindex = vindex
+        self._seqs: dict[tuple[str, str], tuple[int, valueindex.Rows]] = {}
         # with track_types (a writer that calls forget at every operation's start), the types
         # of entities read in the current operation, so a put need not read them again
         self.track_types = track_types
@@ -80,6 +86,7 @@ class SqlTx:
         """Start of one operation: drop what earlier operations read."""
         if self._types:
             self._types.clear()
+            self._seqs.clear()
 
     # -- helpers the backend may override -------------------------------------------------
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -98,12 +105,17 @@ class SqlTx:
     # -- entities -------------------------------------------------------------------------
     def get_entity(self, tenant: str, eid: str) -> Entity | None:
         row = self.x(
-            "SELECT doc, types FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
+            "SELECT doc, types, seq FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
         ).fetchone()
         if row is None:
             return None
         if self.track_types:
             self._types[(tenant, eid)] = row[1]
+            ent: Entity = loads(row[0])
+            vi = self.vindex
+            if vi is not None and vi.active:
+                self._seqs[(tenant, eid)] = (row[2], vi.rows(tenant, ent))
+            return ent
         return loads(row[0])  # type: ignore[no-any-return]
 
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
@@ -132,9 +144,13 @@ class SqlTx:
                 (tenant, entity["id"], dumps(types), doc, *bbox),
             ).fetchone()
             self._put_types(tenant, entity["id"], types, int(row[0]))
+            vi = self.vindex
+            if vi is not None and vi.active:
+                vi.apply(self.x, int(row[0]), {}, vi.rows(tenant, entity))
             return
         types_json = dumps(types)
         known = self._types.pop((tenant, entity["id"]), None)
+        read = self._seqs.pop((tenant, entity["id"]), None)
         if known is not None and known == types_json:
             # read in this operation with the same types: entity_types stays as it is
             self.x(
@@ -142,10 +158,17 @@ class SqlTx:
                 " WHERE tenant = ? AND id = ?",
                 (doc, *bbox, tenant, entity["id"]),
             )
+            if self.vindex is not None and self.vindex.active:
+                if read is None:  # pragma: no cover - a get in this operation stored it
+                    raise RuntimeError("q value index: the entity's old rows are unknown")
+                self._reindex(tenant, entity, read)
             return
         old = self.x(
             "SELECT types, seq FROM entities WHERE tenant = ? AND id = ?", (tenant, entity["id"])
         ).fetchone()
+        vi = self.vindex
+        if old is not None and vi is not None and vi.active and read is None:
+            read = self._indexed(tenant, entity["id"])  # before the document changes
         self.x(
             "UPDATE entities SET types = ?, doc = ?, minx = ?, miny = ?, maxx = ?, maxy = ?"
             " WHERE tenant = ? AND id = ?",
@@ -154,6 +177,21 @@ class SqlTx:
         if old is not None and loads(old[0]) != types:
             self.x("DELETE FROM entity_types WHERE tenant = ? AND id = ?", (tenant, entity["id"]))
             self._put_types(tenant, entity["id"], types, int(old[1]))
+        if old is not None and vi is not None and vi.active:
+            self._reindex(tenant, entity, read)
+
+    def _indexed(self, tenant: str, eid: str) -> tuple[int, valueindex.Rows] | None:
+        """The seq and index rows of the stored entity (read before it is changed)."""
+        assert self.vindex is not None
+        row = self.x("SELECT seq, doc FROM entities WHERE tenant = ? AND id = ?",
+                     (tenant, eid)).fetchone()
+        return None if row is None else (int(row[0]), self.vindex.rows(tenant, loads(row[1])))
+
+    def _reindex(self, tenant: str, entity: Entity,
+                 read: tuple[int, valueindex.Rows] | None) -> None:
+        assert self.vindex is not None
+        if read is not None:
+            self.vindex.apply(self.x, read[0], read[1], self.vindex.rows(tenant, entity))
 
     def _put_types(self, tenant: str, eid: str, types: list[str], seq: int) -> None:
         # seq rides along so a type filter streams in creation order without a sort
@@ -164,6 +202,10 @@ class SqlTx:
             )
 
     def delete_entity(self, tenant: str, eid: str) -> bool:
+        if self.vindex is not None and self.vindex.active:
+            old = self._indexed(tenant, eid)
+            if old is not None:
+                self.vindex.apply(self.x, old[0], old[1], {})
         cur = self.x("DELETE FROM entities WHERE tenant = ? AND id = ?", (tenant, eid))
         self.x("DELETE FROM entity_types WHERE tenant = ? AND id = ?", (tenant, eid))
         return bool(cur.rowcount)
@@ -388,14 +430,7 @@ def entity_query_sql(
                 f" AND t.type IN ({marks}))"
             )
             params.extend([tenant, *flt.types])
-    if flt.ids is not None:
-        marks = ",".join("?" * len(flt.ids))
-        sql += f" AND e.id IN ({marks})"
-        params.extend(flt.ids)
-    if flt.bbox is not None:
-        minx, miny, maxx, maxy = flt.bbox
-        sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
-        params.extend([minx, maxx, miny, maxy])
+    sql += _narrow(flt, params)
     if flt.q is not None and dialect == "postgres":
         # most rows a q rejects are rejected here, so they are never decoded and shipped.
         # Not on SQLite: its JSON functions parse the whole document on every call (no
@@ -408,6 +443,26 @@ def entity_query_sql(
         return f"{sql} ORDER BY {seq}", params
     sql = sql.replace("SELECT e.doc", f"SELECT {seq}, e.doc", 1)
     return f"{sql} AND {seq} > ? ORDER BY {seq} LIMIT {int(page)}", params
+
+
+def _narrow(flt: EntityFilter, params: list[Any]) -> str:
+    sql = ""
+    if flt.ids is not None:
+        marks = ",".join("?" * len(flt.ids))
+        sql += f" AND e.id IN ({marks})"
+        params.extend(flt.ids)
+    if flt.bbox is not None:
+        minx, miny, maxx, maxy = flt.bbox
+        sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
+        params.extend([minx, maxx, miny, maxy])
+    return sql
+
+
+def docs_by_seq_sql(tenant: str, flt: EntityFilter, n: int) -> tuple[str, list[Any]]:
+    """SQLite: (seq, doc) of ``n`` candidate rows named by seq (the ``n`` seqs come last)."""
+    params: list[Any] = [tenant]
+    sql = "SELECT seq, doc FROM entities e WHERE +e.tenant = ?" + _narrow(flt, params)
+    return f"{sql} AND e.seq IN ({','.join('?' * n)}) ORDER BY e.seq", params
 
 
 def id_pattern_matcher(pattern: str | None) -> re.Pattern[str] | None:

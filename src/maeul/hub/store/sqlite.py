@@ -12,12 +12,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import valueindex
 from .auditchain import chain_records, chain_sql, seal_rows
 from .base import Entity, EntityFilter, HistoryRow, OutboxItem, Store, TemporalFilter, Tx
 from .sqlbase import (
     SqlTx,
     audit_log_sql,
     audit_records,
+    docs_by_seq_sql,
     entity_query_sql,
     finish_outbox_item,
     history_rows,
@@ -77,6 +79,9 @@ CREATE INDEX IF NOT EXISTS audit_unsealed ON audit (seq) WHERE chain IS NULL;
 """
 
 _STOP = object()
+#: index rows read at most, per wanted entity and in all, before reading in order goes on
+INDEX_PER_WANTED = 40
+INDEX_BASE = 1000
 
 
 class _Call:
@@ -133,8 +138,13 @@ class SqliteStore(Store):
         self._closed = False
         self._group_tx: SqlTx | None = None
         self._depth = 0
+        # q value indexes (valueindex.py): registered ones, mended if an older maeul wrote
+        self._vindex = valueindex.ValueIndexes()
+        pending = self._vindex.load(self._wconn)
         self._writer = threading.Thread(target=self._run_writer, name="sqlite-writer", daemon=True)
         self._writer.start()
+        self._vindex.write = self.write
+        self._vindex.resume(pending)
 
     def _migrate(self) -> None:
         cols = {r[1] for r in self._wconn.execute("PRAGMA table_info(audit)").fetchall()}
@@ -191,7 +201,7 @@ class SqliteStore(Store):
             self._depth -= 1
 
     def _run_writer(self) -> None:
-        tx = SqlTx(self._wconn, seal_inline=True, track_types=True)
+        tx = SqlTx(self._wconn, seal_inline=True, track_types=True, vindex=self._vindex)
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -236,6 +246,8 @@ class SqliteStore(Store):
                     conn.execute("RELEASE w")
                     results.append((fut, True, value))
             self._group_tx = None
+            if self._vindex.active:  # this writer kept the indexes in step
+                conn.execute(valueindex.CLEAR_DIRTY)
             conn.execute("COMMIT")
         except Exception as exc:  # the whole group failed to commit: nobody is acknowledged
             self._group_tx = None
@@ -281,9 +293,60 @@ class SqliteStore(Store):
         return SqlTx(self._rconn())
 
     def query_entities(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
+        if flt.q is not None and flt.types:
+            return self._query_indexed(tenant, flt)
         sql, params = entity_query_sql(tenant, flt)
         cur = self._rconn().execute(sql, params)
         return iter_docs(cur, id_pattern_matcher(flt.id_pattern))
+
+    def _query_indexed(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
+        """A typed query with q, through a q value index (valueindex.py) when one narrows it.
+
+        The index is asked to count its candidates, up to ``INDEX_PER_WANTED`` per entity the
+        caller wants (plus ``INDEX_BASE``): a filter it cannot narrow that far is read in
+        order, as without an index, so it costs at most that count more. Otherwise only the
+        candidates are read, the first ones first; the exact q runs on them in the core."""
+        conn = self._rconn()
+        types = list(flt.types or ())
+        assert flt.q is not None
+        cap = (1 << 40) if flt.want is None else INDEX_BASE + INDEX_PER_WANTED * flt.want
+        plan = self._vindex.plan(conn.execute, tenant, types, flt.q, cap)
+        pattern = id_pattern_matcher(flt.id_pattern)
+        if plan is None:
+            sql, params = entity_query_sql(tenant, flt)
+            yield from iter_docs(conn.execute(sql, params), pattern)
+            return
+        wanted = set(types)
+        n = None if flt.want is None else flt.want + 16
+        last = 0
+        while True:
+            seqs = plan.first(conn.execute, last, n)
+            for i in range(0, len(seqs), 128):
+                chunk = seqs[i : i + 128]
+                sql, params = docs_by_seq_sql(tenant, flt, len(chunk))
+                for _seq, doc in conn.execute(sql, [*params, *chunk]).fetchall():
+                    ent: Entity = loads(doc)
+                    # the index keys types by a hash: the document has the last word
+                    if wanted.isdisjoint(ent["type"]):
+                        continue
+                    if pattern is None or pattern.fullmatch(ent["id"]):
+                        yield ent
+            if n is None or len(seqs) < n:
+                return
+            last, n = seqs[-1], n * 4
+
+    def value_indexes(self) -> list[dict[str, Any]]:
+        """The q value indexes of this file: tenant, type, attribute, entities filled, ready."""
+        rows = self._rconn().execute(
+            "SELECT tenant, type, attr_iri, built_to, ready, created_at FROM qindexes"
+            " ORDER BY created_at, tenant, type, attr_iri"
+        ).fetchall()
+        return [{"tenant": r[0], "type": r[1], "attr": r[2], "builtTo": r[3],
+                 "ready": bool(r[4]), "createdAt": r[5]} for r in rows]
+
+    def wait_value_indexes(self, timeout: float = 30.0) -> bool:
+        """Block until every index asked for is complete (tests, benchmarks); False on timeout."""
+        return self._vindex.wait(timeout)
 
     def count_types(self, tenant: str) -> dict[str, int]:
         rows = self._rconn().execute(
@@ -346,6 +409,7 @@ class SqliteStore(Store):
         if self._closed:
             return
         self._closed = True
+        self._vindex.closed = True
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
         self._wconn.close()
