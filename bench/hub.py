@@ -41,6 +41,7 @@ TARGETS = {  # the issue's targets (Orion-LD's published figures for a 2-CPU bro
     "updates_batch": (3500, ">="),
     "get_by_id": (7700, ">="),
     "filtered_query": (3500, ">="),
+    "filtered_query_selective": (3500, ">="),
     "temporal_p95_ms": (200, "<"),
     "rss_mib": (1024, "<"),
 }
@@ -322,11 +323,14 @@ def get_req(n: int) -> ReqFn:
 
 
 QUERY = f"{BASE}/entities?type=Car&q=" + quote("speed>50;speed<60", safe="") + "&limit=10"
+# about 0.5% of the Cars: without an index, some 2,000 are decoded to find 10
+SELECTIVE = (f"{BASE}/entities?type=Car&q=" + quote("speed>=50;speed<50.5", safe="")
+             + "&limit=10")
 
 
-def query_req() -> ReqFn:
+def query_req(query: str = QUERY) -> ReqFn:
     def make(r: random.Random) -> tuple[str, str, bytes | None]:
-        return "GET", QUERY, None
+        return "GET", query, None
     return make
 
 
@@ -489,10 +493,19 @@ class Bench:
         doc = self.check("GET", QUERY, None, (200,))
         if not doc or not all(50 < e["speed"]["value"] < 60 for e in doc):
             raise RuntimeError(f"filtered query returned unexpected entities: {doc!r:.300}")
-        log(f"filtered queries ({QUERY}): {self.a.seconds}s")
-        r = self.load("query", query_req(), {"BENCH_QUERY": QUERY})
-        self.add("filtered_query", r["ok"] / r["duration_s"], "queries/s",
-                 query=QUERY, over_entities=self.a.cars, **r)
+        # on SQLite the first q query on Car.speed asks for its value index, which is filled
+        # in the background (10,000 Cars: well under a second); measure the steady state
+        log("waiting 3 s for the q value index the first query asked for")
+        time.sleep(3)
+        for figure, query, low, high in (("filtered_query", QUERY, 50, 60),
+                                         ("filtered_query_selective", SELECTIVE, 50, 50.5)):
+            doc = self.check("GET", query, None, (200,))
+            if not doc or not all(low <= e["speed"]["value"] < high for e in doc):
+                raise RuntimeError(f"{query} returned unexpected entities: {doc!r:.300}")
+            log(f"{figure} ({query}): {self.a.seconds}s")
+            r = self.load("query", query_req(query), {"BENCH_QUERY": query})
+            self.add(figure, r["ok"] / r["duration_s"], "queries/s",
+                     query=query, over_entities=self.a.cars, **r)
 
     def updates(self) -> None:
         n = self.a.entities
@@ -598,6 +611,7 @@ def table(results: list[dict[str, Any]], header: str) -> str:
         "updates_batch": "2. entity updates/s, batch update",
         "get_by_id": "3. GET-by-id/s",
         "filtered_query": "4. filtered queries/s",
+        "filtered_query_selective": "4b. selective filtered queries/s",
         "temporal_p95_ms": "5. temporal query p95 (p50/p99)",
         "rss_mib": "6. server RSS (VmHWM)",
     }
