@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .api import BASE, Api
+from .contexts_api import implicit_context
 from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
 from .errors import (
     BadRequestData,
@@ -39,6 +40,8 @@ class MoreApi(Api):
         if "jsonldContext" in doc:
             # notifications are compacted with it: it must be available now
             resolve_ctx(self.s.resolver, doc["jsonldContext"])
+        elif (implicit := await implicit_context(self, request, r)) is not None:
+            doc["jsonldContext"] = implicit  # an @context notifications can name by its URL
         source = r.ctx.source
         sid = await self.write(lambda: self.s.subs.create(r.tenant, doc, source, r.caller.actor,
                                                           caller=r.caller))

@@ -39,6 +39,9 @@ class Services:
             allow_fetch=settings.context_fetch,
             preload=preload,
         )
+        from .contexts import Contexts
+
+        self.contexts = Contexts(self.store, self.resolver)  # hooks itself into the resolver
         self.subs = Subscriptions(
             self.store,
             self.resolver,
@@ -51,6 +54,9 @@ class Services:
         self.expiry = ExpirySweeper(self.hub, self.store, interval_s=settings.expiry_interval_s,
                                     chunk=settings.purge_chunk_entities)
         self.subs.interval_query = self._interval_query
+        from .csource_subs import ContextSources
+
+        self.csources = ContextSources(self.store, self.resolver, self.subs)
         self.temporal = Temporal(self.store)
         # deletions become instances in history, so the temporal API shows them (#2)
         self.hub.listeners.append(DeletionRecorder())

@@ -97,7 +97,7 @@ def negotiate(request: Request, allow_geojson: bool = False) -> str:
 
 def resolve_ctx(resolver: ContextResolver, source: Any) -> Context:
     try:
-        return resolver.resolve(source)
+        return resolver.resolve(source, count=True)  # a request uses it (numberOfHits)
     except ContextError as exc:
         if exc.kind == "LdContextNotAvailable":
             raise LdContextNotAvailable(str(exc)) from None

@@ -23,7 +23,9 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -67,6 +69,9 @@ _MEMO_LIMIT: Final = 20_000  # per Context; cleared when exceeded so odd input c
 _DOC_CACHE_SIZE: Final = 1024
 _CORE_KEY_SALT: Final = "ngsi-ld-core-v1.8"
 _MISSING: Final[Any] = object()  # "not cached"; a document's @context may legitimately be null
+
+#: ``local(url)`` -> ``(key, @context value)`` for a document the hub keeps itself, else None
+LocalLookup = Callable[[str], "tuple[str, Any] | None"]
 
 
 class ContextError(ValueError):
@@ -427,6 +432,12 @@ class ContextResolver:
     folder -- resolution works offline. ``preload`` maps URL to a document (``{"@context": ...}``)
     that is used without any I/O. With ``allow_fetch=False`` only memory, preload and disk are
     consulted. Safe to call from several threads; no lock is held during network I/O.
+
+    Three optional hooks serve the @context store (``maeul.hub.contexts``): ``local`` resolves
+    URLs of documents the hub keeps itself before any cache or fetch; ``on_load(url, epoch)``
+    hears of each remote document taken into memory (``epoch``: when it was downloaded);
+    ``on_use(keys)`` hears which documents a ``resolve(..., count=True)`` used (remote URLs,
+    and the keys ``local`` returned), on every call, memoised or not.
     """
 
     def __init__(
@@ -447,13 +458,18 @@ class ContextResolver:
         self._contexts: OrderedDict[str, Context] = OrderedDict()
         self._docs: OrderedDict[str, Any] = OrderedDict()  # url -> its @context value
         self._inflight: dict[str, threading.Lock] = {}
+        self._used: dict[str, tuple[str, ...]] = {}  # resolve cache key -> documents it used
+        self.local: LocalLookup | None = None
+        self.on_load: Callable[[str, float], None] | None = None
+        self.on_use: Callable[[tuple[str, ...]], None] | None = None
         self._preload: dict[str, Any] = {}
         for url, doc in (preload or {}).items():
             self._preload[url] = self._context_member(url, doc)
 
-    def resolve(self, value: Any) -> Context:
+    def resolve(self, value: Any, count: bool = False) -> Context:
         """Resolve an ``@context`` value: None (core only), a URL, an inline object, or a list.
 
+        With ``count`` the documents it uses are reported to ``on_use`` (a request used them).
         Raises :class:`ContextError`.
         """
         if value is None:
@@ -469,18 +485,31 @@ class ContextResolver:
             hit = self._contexts.get(cache_key)
             if hit is not None:
                 self._contexts.move_to_end(cache_key)
-                return hit
+                used = self._used.get(cache_key, ())
+        if hit is not None:
+            if count and used and self.on_use is not None:
+                self.on_use(used)
+            return hit
         collected: list[dict[str, Any]] = []
-        self._collect(value, (), collected)
+        visited: list[str] = []
+        self._collect(value, (), collected, visited)
         ctx = _build_context(collected, value)
+        used = tuple(dict.fromkeys(visited))
         with self._lock:
             self._contexts[cache_key] = ctx
             self._contexts.move_to_end(cache_key)
+            if used:
+                self._used[cache_key] = used
             while len(self._contexts) > self._max_contexts:
-                self._contexts.popitem(last=False)
+                old, _ = self._contexts.popitem(last=False)
+                self._used.pop(old, None)
+        if count and used and self.on_use is not None:
+            self.on_use(used)
         return ctx
 
-    def _collect(self, value: Any, chain: tuple[str, ...], out: list[dict[str, Any]]) -> None:
+    def _collect(
+        self, value: Any, chain: tuple[str, ...], out: list[dict[str, Any]], used: list[str]
+    ) -> None:
         """Flatten a context value into term-definition objects, in application order."""
         if value is None:
             out.clear()  # JSON-LD: null resets the active context (the core stays underneath)
@@ -491,14 +520,20 @@ class ContextResolver:
                 raise _bad(f"recursive @context inclusion: {' -> '.join((*chain, value))}")
             if len(chain) >= MAX_REMOTE_DEPTH:
                 raise _bad(f"@context nesting deeper than {MAX_REMOTE_DEPTH} remote documents")
-            self._collect(self._document_context(value), (*chain, value), out)
+            local = self.local(value) if self.local is not None else None
+            if local is not None:
+                key, member = local
+            else:
+                key, member = value, self._document_context(value)
+            used.append(key)
+            self._collect(member, (*chain, value), out, used)
         elif isinstance(value, list):
             for item in value:
-                self._collect(item, chain, out)
+                self._collect(item, chain, out, used)
         elif isinstance(value, dict):
             if "@context" in value:
                 # A whole document was given where a context was expected: use its @context.
-                self._collect(value["@context"], chain, out)
+                self._collect(value["@context"], chain, out, used)
             else:
                 out.append(value)
         else:
@@ -530,34 +565,82 @@ class ContextResolver:
         try:
             with url_lock:
                 member = self._memory_document(url)
-                if member is _MISSING:
-                    member = self._read_disk(url)
-                if member is _MISSING:
+                if member is not _MISSING:
+                    return member  # loaded by the one we waited for
+                member = self._read_disk(url)
+                if member is not _MISSING:
+                    loaded_at = self._disk_time(url)
+                else:
                     if not self.allow_fetch:
                         raise ContextError(
                             "LdContextNotAvailable",
                             f"@context {url} is not cached and fetching is disabled",
                         )
                     body = self._fetch(url)
-                    member = self._parse_document(url, body)
+                    member, loaded_at = self._parse_document(url, body), time.time()
                     self._write_disk(url, body)
-                with self._lock:
-                    self._docs[url] = member
-                    while len(self._docs) > _DOC_CACHE_SIZE:
-                        self._docs.popitem(last=False)
+                self._keep(url, member, loaded_at)
         finally:
             with self._lock:
                 self._inflight.pop(url, None)
         return member
 
+    def _keep(self, url: str, member: Any, loaded_at: float) -> None:
+        with self._lock:
+            self._docs[url] = member
+            self._docs.move_to_end(url)
+            while len(self._docs) > _DOC_CACHE_SIZE:
+                self._docs.popitem(last=False)
+        if self.on_load is not None:
+            self.on_load(url, loaded_at)
+
+    def _disk_time(self, url: str) -> float:
+        path = self.cache_path(url)
+        try:
+            return path.stat().st_mtime if path is not None else time.time()
+        except OSError:
+            return time.time()
+
+    def forget(self, url: str | None = None) -> None:
+        """Drop the copy of remote ``url`` from memory and the disk cache (documents given as
+        ``preload`` stay), and every memoised resolution, so later ones load again; with no
+        ``url`` only the resolutions go (after a document ``local`` serves was removed)."""
+        with self._lock:
+            self._contexts.clear()
+            self._used.clear()
+            if url is not None:
+                self._docs.pop(url, None)
+        path = self.cache_path(url) if url is not None else None
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only (pre-seeded) cache keeps its copy
+                log.warning("cannot remove cached @context %s: %s", path, exc)
+
+    def reload(self, url: str) -> None:
+        """Download ``url`` again and replace the kept copy; on any failure (ContextError) the
+        old copy stays as it was."""
+        if not url.startswith(("http://", "https://")):
+            raise _bad(f"@context {url!r} is not an absolute http(s) URL")
+        if not self.allow_fetch:
+            raise ContextError("LdContextNotAvailable", f"fetching is disabled; {url} kept")
+        body = self._fetch(url)
+        member = self._parse_document(url, body)
+        self._write_disk(url, body)
+        self._keep(url, member, time.time())
+        with self._lock:
+            self._contexts.clear()
+            self._used.clear()
+
     def _memory_document(self, url: str) -> Any:
         with self._lock:
-            if url in self._preload:
-                return self._preload[url]
             if url in self._docs:
                 self._docs.move_to_end(url)
                 return self._docs[url]
-        return _MISSING
+            member = self._preload.get(url, _MISSING)
+        if member is not _MISSING:
+            self._keep(url, member, time.time())  # a preloaded document's first use
+        return member
 
     def _parse_document(self, url: str, body: bytes) -> Any:
         if len(body) > self.max_bytes:

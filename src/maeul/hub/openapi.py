@@ -17,6 +17,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "pick": {"schema": {"type": "string"}, "description": "Members to keep."},
     "omit": {"schema": {"type": "string"}, "description": "Members to drop."},
     "q": {"schema": {"type": "string"}, "description": "NGSI-LD query language filter."},
+    "csf": {"schema": {"type": "string"}, "description": "Context source filter (q syntax)."},
     "scopeQ": {"schema": {"type": "string"}, "description": "Scope filter."},
     "georel": {"schema": {"type": "string"}, "description": "near;maxDistance==m, within ..."},
     "geometry": {"schema": {"type": "string"}, "description": "GeoJSON geometry type."},
@@ -31,6 +32,9 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "datasetId": {"schema": {"type": "string"}, "description": "Attribute instance dataset."},
     "deleteAll": {"schema": {"type": "boolean"}, "description": "Delete every instance."},
     "details": {"schema": {"type": "boolean"}, "description": "Detailed type/attr listing."},
+    "kind": {"schema": {"type": "string", "enum": ["Hosted", "Cached", "ImplicitlyCreated"]},
+             "description": "Kind of @context."},
+    "reload": {"schema": {"type": "boolean"}, "description": "Download a Cached @context again."},
     "timerel": {"schema": {"type": "string", "enum": ["before", "after", "between"]},
                 "description": "Temporal relation."},
     "timeAt": {"schema": {"type": "string", "format": "date-time"}, "description": "Time."},
@@ -54,6 +58,16 @@ _QUERY_PARAMS = {
     ("/ngsi-ld/v1/types", "get"): ["details"],
     ("/ngsi-ld/v1/attributes", "get"): ["details"],
     ("/ngsi-ld/v1/subscriptions", "get"): ["limit", "offset", "options"],
+    ("/ngsi-ld/v1/jsonldContexts", "get"): ["details", "kind"],
+    ("/ngsi-ld/v1/jsonldContexts/{contextId}", "get"): ["details"],
+    ("/ngsi-ld/v1/jsonldContexts/{contextId}", "delete"): ["reload"],
+    ("/ngsi-ld/v1/csourceRegistrations", "get"): [
+        "type", "id", "idPattern", "attrs", "q", "csf", "scopeQ", "georel", "geometry",
+        "coordinates", "geoproperty", "timerel", "timeAt", "endTimeAt", "timeproperty", "limit",
+        "offset", "options",
+    ],
+    ("/ngsi-ld/v1/csourceRegistrations/{rid}", "get"): ["options"],
+    ("/ngsi-ld/v1/csourceSubscriptions", "get"): ["limit", "offset", "options"],
     ("/ngsi-ld/v1/temporal/entities", "get"): [
         "type", "id", "idPattern", "attrs", "q", "timerel", "timeAt", "endTimeAt",
         "timeproperty", "lastN", "limit", "offset", "options", "aggrMethods",
@@ -115,6 +129,23 @@ _SUBSCRIPTION: dict[str, Any] = {
                 "accept": {"type": "string"}}}}},
     },
 }
+_CSOURCE_REGISTRATION: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["ContextSourceRegistration"]},
+        "information": {"type": "array", "items": {"type": "object", "properties": {
+            "entities": {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "id": _URN, "idPattern": {"type": "string"}}}},
+            "propertyNames": {"type": "array", "items": {"type": "string"}},
+            "relationshipNames": {"type": "array", "items": {"type": "string"}}}}},
+        "endpoint": {"type": "string", "format": "uri"},
+        "mode": {"enum": ["inclusive", "exclusive", "redirect", "auxiliary"]},
+        "operations": {"type": "array", "items": {"type": "string"}},
+        "expiresAt": {"type": "string", "format": "date-time"},
+        "location": {"type": "object"},
+        "management": {"type": "object"},
+    },
+}
 _QUERY: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -130,6 +161,7 @@ _QUERY: dict[str, Any] = {
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "eid": _URN,
     "sid": _URN,
+    "rid": _URN,
     "op": {"type": "string", "enum": ["create", "upsert", "update", "delete", "merge",
                                       "query"]},
 }
@@ -140,8 +172,12 @@ def _body_schema(path: str, method: str = "post") -> dict[str, Any]:
         if path.endswith("query"):
             return _QUERY
         return {"type": "array", "items": {"anyOf": [_ENTITY, _URN]}}
-    if "/subscriptions" in path:
+    if path.endswith("/jsonldContexts"):
+        return {"type": "object", "required": ["@context"], "properties": {"@context": {}}}
+    if "/subscriptions" in path or "/csourceSubscriptions" in path:
         return _SUBSCRIPTION
+    if "/csourceRegistrations" in path:
+        return _CSOURCE_REGISTRATION
     if path.endswith(("/entities", "/temporal/entities")) or (
         path.endswith("/entities/{eid}") and method == "put"
     ):

@@ -18,7 +18,6 @@ from .api_more import MoreApi
 from .app import Services
 from .errors import BadRequestData, InvalidRequest, ResourceNotFound
 from .http import problem_response
-from .ldcontext import load_core_context
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +26,21 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
     """An ASGI app; it starts the notification worker (and MQTT ingest) on startup."""
     svc = services or Services(settings)
     api = MoreApi(svc)
-    routes = api.routes()
+    from .distributed import distribute_routes
+
+    routes = distribute_routes(api.routes(), svc)
 
     from ..ingest.http import ingest_routes
 
     routes += ingest_routes(api)
+
+    from .contexts_api import context_routes
+
+    routes += context_routes(api)
+
+    from .csources_api import csource_routes
+
+    routes += csource_routes(api)
 
     from ..trust.app import trust_routes
 
@@ -49,9 +58,6 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
         return Response(orjson.dumps({"status": "ok", "store": svc.store.url.split("://")[0]}),
                         media_type="application/json")
 
-    async def core_context(request: Request) -> Response:
-        return Response(orjson.dumps(load_core_context()), media_type="application/ld+json")
-
     async def openapi(request: Request) -> Response:
         from .openapi import build_openapi
 
@@ -60,7 +66,6 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
     routes += [
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/ngsi-ld/v1/jsonldContexts/core", core_context, methods=["GET"]),
     ]
     app_routes: list[Any] = list(routes)
 

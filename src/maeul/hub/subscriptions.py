@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -277,6 +277,16 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
     return out
 
 
+class OutboxKind(Protocol):
+    """Another kind of notification delivered through the outbox (csourceSubscriptions)."""
+
+    def wanted(self, item: OutboxItem) -> bool:
+        """False drops the item unsent (its subscription was deleted or paused)."""
+
+    def record(self, item: OutboxItem, ok: bool) -> None:
+        """Record the outcome of one delivery attempt."""
+
+
 @dataclass
 class Compiled:
     doc: dict[str, Any]
@@ -320,6 +330,9 @@ class Subscriptions:
         self._mqtt: dict[str, Any] = {}
         self.interval_query: Callable[[str, dict[str, Any], Compiled], list[Entity]] | None = None
         self.access_guards: list[AccessGuard] = []  # as on the Hub
+        # outbox items of other kinds (payload "kind"): whether to send, and their statistics
+        self.outbox_kinds: dict[str, OutboxKind] = {}
+        self.tickers: list[Callable[[], None]] = []  # run by the worker about once a second
 
     # -- CRUD ------------------------------------------------------------------------------
     def create(
@@ -651,6 +664,8 @@ class Subscriptions:
                 if time.monotonic() - last_interval >= 1.0:
                     last_interval = time.monotonic()
                     self._interval_tick()
+                    for tick in self.tickers:
+                        tick()
             except Exception:  # the worker must survive anything and retry later
                 log.exception("notification worker error")
                 busy = False
@@ -665,6 +680,10 @@ class Subscriptions:
         return bool(items)
 
     def _deliver(self, item: OutboxItem) -> None:
+        kind = self.outbox_kinds.get(item.payload.get("kind", ""))
+        if kind is not None and not kind.wanted(item):
+            self.store.finish_outbox(item.seq, ok=True, retry_at=None)  # dropped
+            return
         ep = item.payload.get("endpoint", {})
         try:
             self._send(item.tenant, ep, item.payload)
@@ -676,11 +695,18 @@ class Subscriptions:
             ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             log.info("notification %s to subscription %s failed (%s), attempt %d",
                      item.seq, item.subscription_id, type(exc).__name__, attempts)
-            self._stat(item.tenant, item.subscription_id, ok=False)
+            self._record(item, ok=False)
             self.store.finish_outbox(item.seq, ok=False, retry_at=retry)
             return
-        self._stat(item.tenant, item.subscription_id, ok=True)
+        self._record(item, ok=True)
         self.store.finish_outbox(item.seq, ok=True, retry_at=None)
+
+    def _record(self, item: OutboxItem, ok: bool) -> None:
+        kind = self.outbox_kinds.get(item.payload.get("kind", ""))
+        if kind is not None:
+            kind.record(item, ok)
+        else:
+            self._stat(item.tenant, item.subscription_id, ok=ok)
 
     def _stat(self, tenant: str, sid: str, ok: bool) -> None:
         now = now_iso()
