@@ -7,6 +7,7 @@ or from keyword arguments; command-line flags override them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
         512, ge=1, description="Most writes the SQLite writer commits in one transaction."
     )
     pg_pool_size: int = Field(8, ge=1, description="PostgreSQL connection pool size.")
+    pg_postgis: Literal["auto", "off"] = Field(
+        "auto",
+        description="PostGIS for geo-query prefiltering: 'auto' uses it when the extension is"
+        " installed in the database or can be created there; 'off' uses plain SQL.",
+    )
     mqtt_url: str | None = Field(
         None, description="MQTT broker for device ingest, e.g. mqtt://127.0.0.1:1883."
     )

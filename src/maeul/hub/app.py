@@ -28,6 +28,7 @@ class Services:
             synchronous=settings.sqlite_synchronous,
             group_commit_max=settings.group_commit_max,
             pool_size=settings.pg_pool_size,
+            postgis=settings.pg_postgis,
         )
         preload: dict[str, Any] = {}
         if settings.context_preload_dir is not None:

@@ -4,8 +4,13 @@ The schema mirrors the SQLite one (JSON documents stay TEXT so the SQL in ``sqlb
 shared). Text keys and timestamps use the "C" collation, so ordering and comparison are
 byte-wise exactly as in SQLite, whatever the database's default locale.
 
-Geometry: PostGIS is not used yet. The ``location`` prefilter runs on plain bounding-box
-columns (``minx``/``miny``/``maxx``/``maxy``); the core evaluates the exact geometry after it.
+Geometry: every entity keeps the bounding box of its ``location`` (``minx``/``miny``/``maxx``/
+``maxy``). With PostGIS (``postgis="auto"``: used when the extension is installed in the
+database, or can be created there), a generated ``geom`` column holds that box as a geometry
+under a GiST index, and geo-queries prefilter with ``&&`` on it: a two-dimensional R-tree
+search. Without PostGIS the same boxes are compared in plain SQL through a B-tree on
+``(tenant, minx, maxx)``, which narrows on longitude only. Either way the core evaluates the
+exact geometry (shapely) on what the prefilter lets through.
 
 Concurrency: inside a write transaction ``get_entity``/``get_entities`` lock the rows they read
 (``SELECT ... FOR UPDATE``), so read-modify-write cycles do not lose updates. Two transactions
@@ -289,9 +294,19 @@ class PgReader(PgTx):
             cur.executemany(pg_sql(sql), rows)
 
 
+#: the bounding box as a PostGIS geometry, kept by PostgreSQL itself
+_GEOM = ("ALTER TABLE entities ADD COLUMN IF NOT EXISTS geom geometry GENERATED ALWAYS AS"
+         " (CASE WHEN minx IS NULL THEN NULL"
+         " ELSE ST_MakeEnvelope(minx, miny, maxx, maxy, 4326) END) STORED")
+_GEOM_INDEX = "CREATE INDEX IF NOT EXISTS entities_geom ON entities USING GIST (geom)"
+
+
 class PostgresStore(Store):
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, postgis: str = "auto") -> None:
+        if postgis not in ("auto", "off"):
+            raise ValueError(f"postgis must be 'auto' or 'off', not {postgis!r}")
         self.url = url
+        self.postgis = False  # set by _create_schema
         conninfo = url
         if url.startswith("postgres://"):
             conninfo = "postgresql://" + url[len("postgres://") :]
@@ -306,17 +321,41 @@ class PostgresStore(Store):
         self.pool.open(wait=True, timeout=30)
         self._closed = False
         try:
-            self._create_schema()
+            self._create_schema(postgis)
         except BaseException:
             self.pool.close()
             raise
         self._reader = PgReader(self.pool)
 
-    def _create_schema(self) -> None:
+    def _create_schema(self, postgis: str) -> None:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for stmt in SCHEMA:
                 conn.execute(stmt)
+            if postgis != "off":
+                self.postgis = self._use_postgis(conn)
+            if self.postgis:
+                conn.execute(_GEOM)
+                conn.execute(_GEOM_INDEX)
+
+    @staticmethod
+    def _use_postgis(conn: psycopg.Connection[Any]) -> bool:
+        """PostGIS is used when installed in this database, or when it can be created here."""
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone():
+            return True
+        if not conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+        ).fetchone():
+            log.info("PostGIS is not available: geo-queries prefilter in plain SQL")
+            return False
+        try:
+            with conn.transaction():  # a savepoint: a refusal leaves the schema transaction
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except psycopg.Error as exc:
+            log.info("PostGIS could not be created (%s): geo-queries prefilter in plain SQL",
+                     type(exc).__name__)
+            return False
+        return True
 
     # -- writes ---------------------------------------------------------------------------
     def write(self, fn: Callable[[Tx], T]) -> T:
@@ -346,7 +385,8 @@ class PostgresStore(Store):
         return rows
 
     def query_entities(self, tenant: str, flt: EntityFilter) -> Iterator[Entity]:
-        page_sql, params = entity_query_sql(tenant, flt, page=PAGE, dialect="postgres")
+        page_sql, params = entity_query_sql(tenant, flt, page=PAGE, dialect="postgres",
+                                            postgis=self.postgis)
         return self._stream(page_sql, params, id_pattern_matcher(flt.id_pattern))
 
     def _stream(self, sql: str, params: list[Any], pattern: Any) -> Iterator[Entity]:
@@ -435,4 +475,5 @@ class PostgresStore(Store):
 
 def open(url: str, **options: Any) -> PostgresStore:  # noqa: A001 - the backend entry point
     # synchronous / group_commit_max tune the SQLite writer; PostgreSQL commits per write
-    return PostgresStore(url, pool_size=int(options.get("pool_size", 10)))
+    return PostgresStore(url, pool_size=int(options.get("pool_size", 10)),
+                         postgis=str(options.get("postgis", "auto")))

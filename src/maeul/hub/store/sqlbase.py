@@ -402,7 +402,8 @@ def audit_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def entity_query_sql(
-    tenant: str, flt: EntityFilter, page: int | None = None, dialect: Dialect = "sqlite"
+    tenant: str, flt: EntityFilter, page: int | None = None, dialect: Dialect = "sqlite",
+    postgis: bool = False,
 ) -> tuple[str, list[Any]]:
     """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later.
 
@@ -430,7 +431,7 @@ def entity_query_sql(
                 f" AND t.type IN ({marks}))"
             )
             params.extend([tenant, *flt.types])
-    sql += _narrow(flt, params)
+    sql += _narrow(flt, params, postgis)
     if flt.q is not None and dialect == "postgres":
         # most rows a q rejects are rejected here, so they are never decoded and shipped.
         # Not on SQLite: its JSON functions parse the whole document on every call (no
@@ -445,7 +446,7 @@ def entity_query_sql(
     return f"{sql} AND {seq} > ? ORDER BY {seq} LIMIT {int(page)}", params
 
 
-def _narrow(flt: EntityFilter, params: list[Any]) -> str:
+def _narrow(flt: EntityFilter, params: list[Any], postgis: bool = False) -> str:
     sql = ""
     if flt.ids is not None:
         marks = ",".join("?" * len(flt.ids))
@@ -453,8 +454,12 @@ def _narrow(flt: EntityFilter, params: list[Any]) -> str:
         params.extend(flt.ids)
     if flt.bbox is not None:
         minx, miny, maxx, maxy = flt.bbox
-        sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
-        params.extend([minx, maxx, miny, maxy])
+        if postgis:  # the GiST index on the boxes (PostgreSQL with PostGIS)
+            sql += " AND e.geom && ST_MakeEnvelope(?, ?, ?, ?, 4326)"
+            params.extend([minx, miny, maxx, maxy])
+        else:
+            sql += " AND e.maxx >= ? AND e.minx <= ? AND e.maxy >= ? AND e.miny <= ?"
+            params.extend([minx, maxx, miny, maxy])
     return sql
 
 
