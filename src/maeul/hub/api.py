@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,6 +58,7 @@ from .validate import (
     check_batch,
     check_body_object,
     check_entity_payload,
+    check_id_pattern,
     check_query_body,
     check_request,
     projection_tree,
@@ -363,12 +363,7 @@ class Api:
                     raise BadRequestData(f"id {i!r} is not a URI")
             q.ids = tuple(id_list)
         if params.get("idPattern"):
-            try:
-                re.compile(params["idPattern"])
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}"
-                                     ) from None
-            q.id_pattern = params["idPattern"]
+            q.id_pattern = check_id_pattern(params["idPattern"])
         attrs = params.get("attrs")
         if attrs:
             names = attrs if isinstance(attrs, list) else str(attrs).split(",")

@@ -18,12 +18,10 @@ from .errors import (
     BadRequestData,
     InvalidRequest,
     OperationNotSupported,
-    PayloadTooLarge,
     ResourceNotFound,
     Unauthorized,
-    UnsupportedMediaType,
 )
-from .http import JSON, LD, Req, negotiate, no_content, tenant_of
+from .http import Req, negotiate, no_content, read_json, tenant_of
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -57,28 +55,9 @@ class ContextsApi:
         return entry.url or f"{base_url(self.api, request)}{PATH}{entry.local_id}"
 
     async def _body(self, request: Request) -> Any:
-        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype not in (JSON, LD):
-            raise UnsupportedMediaType(f"Content-Type must be {JSON} or {LD}, got "
-                                       f"{ctype or 'nothing'}")
-        limit = self.contexts.resolver.max_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"an @context may hold at most {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"an @context may hold at most {limit} bytes")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw:
-            raise InvalidRequest("the request body is empty")
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+        body, _ = await read_json(request, self.contexts.resolver.max_bytes,
+                                  too_large="an @context may hold at most {} bytes")
+        return body
 
     async def add_context(self, request: Request) -> Response:
         """Add @context: keep a Hosted @context (5.13.2)."""

@@ -3,7 +3,6 @@ csourceSubscriptions: request -> ContextSources call -> response."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +25,7 @@ from .errors import BadRequestData, InvalidRequest, TooManyResults
 from .geo import GeoQueryError, compile_geo, parse_geo_query
 from .http import LD, Req, no_content, options_of, qparam_int, resolve_ctx, respond
 from .query import QueryError, compile_q, parse_q, parse_scope_q
-from .validate import check_body_object
+from .validate import check_body_object, check_id_pattern
 
 REGS = f"{BASE}/csourceRegistrations"
 SUBS = f"{BASE}/csourceSubscriptions"
@@ -125,12 +124,7 @@ class CSourceApi:
                 _check_id(i, "id")
             sel.ids = frozenset(ids)
         if params.get("idPattern"):
-            try:
-                re.compile(params["idPattern"])
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise BadRequestData(f"idPattern is not a valid regular expression: {exc}"
-                                     ) from None
-            sel.pattern = params["idPattern"]
+            sel.pattern = check_id_pattern(params["idPattern"])
         if params.get("attrs"):
             sel.attrs = frozenset(ctx.expand_term(a) for a in params["attrs"].split(",") if a)
         flt = Filter(selectors=[sel])

@@ -114,10 +114,12 @@ def link_context(request: Request) -> Any:
         raise BadRequestData(f"invalid Link header: {exc}") from None
 
 
-async def read_body(
-    request: Request, max_bytes: int, allowed: tuple[str, ...] = (JSON, LD)
-) -> tuple[Any, Any]:
-    """The parsed JSON body and its @context (from the body or the Link header)."""
+async def read_json(
+    request: Request, max_bytes: int, allowed: tuple[str, ...] = (JSON, LD),
+    too_large: str = "request body larger than {} bytes",
+) -> tuple[Any, str]:
+    """The parsed JSON body and its media type: 415 for another Content-Type, 413 past
+    ``max_bytes`` (declared or streamed), InvalidRequest for an empty or malformed body."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype not in allowed:
         raise UnsupportedMediaType(
@@ -125,21 +127,28 @@ async def read_body(
         )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+        raise PayloadTooLarge(too_large.format(max_bytes))
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+            raise PayloadTooLarge(too_large.format(max_bytes))
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw:
         raise InvalidRequest("the request body is empty")
     try:
-        body = orjson.loads(raw)
+        return orjson.loads(raw), ctype
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+async def read_body(
+    request: Request, max_bytes: int, allowed: tuple[str, ...] = (JSON, LD)
+) -> tuple[Any, Any]:
+    """The parsed JSON body and its @context (from the body or the Link header)."""
+    body, ctype = await read_json(request, max_bytes, allowed)
     ctx_source: Any = None
     if ctype == LD:
         if isinstance(body, dict):

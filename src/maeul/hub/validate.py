@@ -8,6 +8,7 @@ entities in-process do not go through them.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -61,6 +62,15 @@ def check_uri(value: Any, what: str) -> str:
     if bad is not None:
         raise BadRequestData(f"{what} {value!r} contains the invisible character {bad}")
     return str(value)
+
+
+def check_id_pattern(pattern: str) -> str:
+    """An ``idPattern`` query parameter: a regular expression Python can compile."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+    return pattern
 
 
 def check_attr_name(name: str, what: str = "attribute name") -> None:
