@@ -220,3 +220,20 @@ def test_writes_during_the_build_are_not_lost(store: SqliteStore) -> None:
     got, want = query(store, "speed>=1")
     assert got == want and set(got) == set(final)
     assert stored_rows(store) == expected_rows(store)
+
+
+def test_no_more_indexes_than_the_cap(store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    """Each index costs writes: a flood of queries on made-up attributes cannot add more."""
+    from maeul.hub.store import valueindex
+
+    monkeypatch.setattr(valueindex, "MAX_INDEXES", 3)
+    load(store, [{"id": f"urn:t:{i}", "type": [T], "attrs": {NS + "speed": [prop(i)]}}
+                 for i in range(50)])
+    for k in range(8):
+        got, want = query(store, f"a{k}==1|speed==3")
+        assert got == want == ["urn:t:3"]
+    assert store.wait_value_indexes(30)
+    assert len(store.value_indexes()) == 3
+    got, want = query(store, "speed>=10;speed<=11")
+    assert got == want == ["urn:t:10", "urn:t:11"]

@@ -72,6 +72,8 @@ TRIGGERS = [
 CLEAR_DIRTY = "DELETE FROM qdirty"
 #: entities filled into a new index per write group
 BUILD_CHUNK = 2000
+#: indexes one file may have; queries past it read in order (each index costs writes)
+MAX_INDEXES = 200
 _EXACT = 2**53
 _ANY = b""  # every comparison selects it
 _FLAG = b"\x00"  # true, false, null: no comparison selects it
@@ -147,6 +149,7 @@ class ValueIndexes:
         self.maintained: dict[int, dict[int, str]] = {}  # tt -> attr -> attr IRI
         self.ready: set[Pair] = set()
         self._asked: set[Pair] = set()
+        self._full = False
         self._lock = threading.Lock()
         self.write: Callable[[Callable[[Any], Any]], Any] | None = None  # Store.write
         self.closed = False
@@ -230,6 +233,11 @@ class ValueIndexes:
             return True
         with self._lock:
             if pair in self._asked or self.write is None or self.closed:
+                return False
+            if len(self._asked | self.ready) >= MAX_INDEXES:
+                if not self._full:
+                    self._full = True
+                    log.warning("q value indexes: %d exist, no more are made", MAX_INDEXES)
                 return False
             self._asked.add(pair)
         threading.Thread(target=self._build, args=(tenant, etype, attr, pair),
