@@ -337,6 +337,26 @@ def test_show_changes_in_concise(client: Any, receiver: Receiver) -> None:
     assert data["area"] == {"value": 5, "previousValue": 1}
 
 
+def test_entity_deleted_with_show_changes_lists_what_went(client: Any,
+                                                        receiver: Receiver) -> None:
+    for show in (True, False):
+        subscribe(client, {"type": "Subscription", "entities": [{"type": "Park"}],
+                           "notificationTrigger": ["entityDeleted"],
+                           "notification": {"endpoint": {"uri": receiver.url},
+                                            "showChanges": show}})
+    make(client, {"id": P1, "type": "Park", "area": prop(1), "district": rel(D1),
+                  "raw": {"type": "JsonProperty", "json": {"a": 1}}})
+    assert client.delete(f"{B}/entities/{P1}").status_code == 204
+    got = sorted((n["data"][0] for n in receiver.wait(2)), key=len)
+    assert got[0].keys() == {"id", "type", "deletedAt"}
+    assert got[1]["area"] == {"type": "Property", "value": "urn:ngsi-ld:null",
+                              "previousValue": 1}
+    assert got[1]["district"] == {"type": "Relationship", "object": "urn:ngsi-ld:null",
+                                  "previousObject": D1}
+    assert got[1]["raw"] == {"type": "JsonProperty", "json": "urn:ngsi-ld:null",
+                             "previousJson": {"a": 1}}
+
+
 def test_without_show_changes_no_previous_members(client: Any, receiver: Receiver) -> None:
     subscribe(client, {"type": "Subscription", "entities": [{"type": "Park"}],
                        "notification": {"endpoint": {"uri": receiver.url}}})
@@ -355,12 +375,23 @@ def test_show_changes_must_be_boolean(client: Any, flag: str) -> None:
     assert client.get(f"{B}/subscriptions").json() == []
 
 
+@pytest.mark.parametrize("fmt", ["keyValues", "simplified"])
+def test_show_changes_refused_with_key_values(client: Any, fmt: str) -> None:
+    # Table 5.2.14-1: "showChanges cannot be true in case format is keyValues"
+    r = client.post(f"{B}/subscriptions", json={
+        "type": "Subscription", "entities": [{"type": "Park"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}, "format": fmt,
+                         "showChanges": True}})
+    assert r.status_code == 400 and "showChanges" in problem(r)
+    assert client.get(f"{B}/subscriptions").json() == []
+
+
 def test_attribute_deleted_notifications_show_what_went(client: Any, receiver: Receiver) -> None:
     for fmt in ("normalized", "keyValues"):
         subscribe(client, {"type": "Subscription", "entities": [{"type": "Park"}],
                            "notificationTrigger": ["attributeDeleted"],
                            "notification": {"endpoint": {"uri": receiver.url}, "format": fmt,
-                                            "showChanges": True}})
+                                            "showChanges": fmt == "normalized"}})
     make(client, {"id": P1, "type": "Park", "area": prop(1), "district": rel(D1)})
     assert client.delete(f"{B}/entities/{P1}/attrs/area").status_code == 204
     got = receiver.wait(2)

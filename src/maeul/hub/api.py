@@ -36,11 +36,13 @@ from .http import (
     GEOJSON,
     LD,
     MERGE_PATCH,
+    TENANT_HEADER,
     Req,
     body_attrs,
     negotiate,
     no_content,
     options_of,
+    prefers_body_json,
     problem_response,
     qparam_int,
     qparam_list,
@@ -67,6 +69,7 @@ from .validate import (
 log = logging.getLogger(__name__)
 BASE = "/ngsi-ld/v1"
 Handler = Callable[[Request], Awaitable[Response]]
+_LENGTH_REQUIRED = frozenset({"POST", "PATCH", "PUT"})
 
 
 class Api:
@@ -98,7 +101,8 @@ class Api:
         ctx = resolve_ctx(self.s.resolver, source)
         if right == "read" and tenant != "default" and not self.s.hub.tenant_exists(tenant):
             raise NonexistentTenant(f"tenant {tenant!r} does not exist")
-        return Req(tenant, caller, ctx, accept, payload)
+        return Req(tenant, caller, ctx, accept, payload,
+                   body_json=accept == GEOJSON and prefers_body_json(request))
 
     async def write(self, fn: Callable[[], Any]) -> Any:
         # writes wait for the group commit; the store runs them where it commits them
@@ -196,6 +200,8 @@ class Api:
                 )
             raise ResourceNotFound(f"entity {eid} has none of the requested attributes")
         shown = view.entity(ent)
+        if not shown:  # 5.7.1.4: pick/omit left nothing of the entity
+            raise ResourceNotFound(f"pick/omit leave nothing of entity {eid}")
         linker = self.linker(r, view, join)
         linked = linker.apply([(ent, shown)]) if linker is not None else []
         reads = [(ent["id"], ent["type"], self.shown_attrs(view, ent))]
@@ -288,7 +294,8 @@ class Api:
         return self._attrs_result(res, r)
 
     async def update_attrs(self, request: Request) -> Response:
-        r = await self.req(request, "write", body=True)
+        r = await self.req(request, "write", body=True,
+                           allowed=("application/json", LD, MERGE_PATCH))
         eid = request.path_params["eid"]
         frag = expand_fragment(r.body, r.ctx)
         res = await self.write(
@@ -309,7 +316,8 @@ class Api:
         return respond(body, r, status=207)
 
     async def patch_attr(self, request: Request) -> Response:
-        r = await self.req(request, "write", body=True)
+        r = await self.req(request, "write", body=True,
+                           allowed=("application/json", LD, MERGE_PATCH))
         eid = request.path_params["eid"]
         iri = r.ctx.expand_term(request.path_params["attr"])
         if not isinstance(r.body, dict):
@@ -446,7 +454,7 @@ class Api:
         return self._respond_many(request, r, ents, shown, linked, linker, headers)
 
     async def query_post(self, request: Request) -> Response:
-        r = await self.req(request, "read", body=True)
+        r = await self.req(request, "read", body=True, geojson=True)
         if not isinstance(r.body, dict) or r.body.get("type") != "Query":
             raise BadRequestData("the body must be an object of type Query")
         body = r.body
@@ -561,6 +569,8 @@ class Api:
         return respond(out, r)
 
     async def type_info(self, request: Request) -> Response:
+        if not request.path_params["type"]:  # GET /types/ is the collection
+            return await self.types(request)
         r = await self.req(request, "read")
         iri = r.ctx.expand_term(request.path_params["type"])
         counts = self.s.store.count_types(r.tenant)
@@ -593,6 +603,8 @@ class Api:
         return respond(body, r)
 
     async def attribute_info(self, request: Request) -> Response:
+        if not request.path_params["attr"]:  # GET /attributes/ is the collection
+            return await self.attributes(request)
         r = await self.req(request, "read")
         iri = r.ctx.expand_term(request.path_params["attr"])
         summary = self.s.store.attribute_summary(r.tenant)
@@ -602,6 +614,10 @@ class Api:
                 "typeNames": sorted(r.ctx.compact_iri(t) for t in summary[iri])}
         return respond(body, r)
 
+    async def no_entity_id(self, request: Request) -> Response:
+        # PUT/PATCH /entities[/] (no id; the slash redirects here) would otherwise be 405
+        raise BadRequestData("the entity id is missing from the path")
+
     # -- routing ---------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         w = self.wrap
@@ -609,6 +625,7 @@ class Api:
             Route(f"{BASE}/entities", w(self.query_entities), methods=["GET"]),
             Route(f"{BASE}/entities", w(self.create_entity), methods=["POST"]),
             Route(f"{BASE}/entities", w(self.purge_entities), methods=["DELETE"]),
+            Route(f"{BASE}/entities", w(self.no_entity_id), methods=["PUT", "PATCH"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.get_entity), methods=["GET"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.replace_entity), methods=["PUT"]),
             Route(f"{BASE}/entities/{{eid}}", w(self.merge_entity), methods=["PATCH"]),
@@ -631,15 +648,22 @@ class Api:
     @staticmethod
     def wrap(fn: Handler) -> Handler:
         async def handler(request: Request) -> Response:
+            if request.method in _LENGTH_REQUIRED and "content-length" not in request.headers:
+                # 6.3.4: a POST, PATCH or PUT without Content-Length gets a bare 411
+                return Response(status_code=411)
             try:
                 check_request(request.scope["path"], request.method, request.path_params,
                               request.query_params)
-                return await fn(request)
+                response = await fn(request)
             except NgsiError as exc:
-                return problem_response(exc, str(request.url.path))
+                response = problem_response(exc, str(request.url.path))
             except Exception:
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
-                return problem_response(InternalError("internal error; see the server log"))
+                response = problem_response(InternalError("internal error; see the server log"))
+            tenant = request.headers.get(TENANT_HEADER)
+            if tenant is not None and tenant.isascii():
+                response.headers["NGSILD-Tenant"] = tenant  # 6.3.14: the tenant applied
+            return response
 
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__

@@ -20,7 +20,16 @@ from .errors import (
     ResourceNotFound,
     TooManyResults,
 )
-from .http import body_attrs, no_content, options_of, qparam_int, resolve_ctx, respond
+from .http import (
+    LD,
+    MERGE_PATCH,
+    body_attrs,
+    no_content,
+    options_of,
+    qparam_int,
+    resolve_ctx,
+    respond,
+)
 from .store.base import TemporalFilter
 from .store.sqlbase import TIME_COLUMNS
 from .subscriptions import validate_subscription
@@ -29,6 +38,8 @@ from .temporal_query import TemporalSelection, render_page, select
 from .validate import check_body_object, check_entity_payload, check_query_body
 
 _TEMPORAL_FORMATS = ("temporalValues", "aggregatedValues")
+_NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt",
+                             "@context"})
 _SUB_LIST_PARAMS = {"limit", "offset", "options", "count"}
 
 
@@ -60,8 +71,15 @@ class MoreApi(Api):
         if "count" in options_of(request):
             headers["NGSILD-Results-Count"] = str(len(subs))
         sys_attrs = "sysAttrs" in options_of(request)
-        return respond([self.s.subs.render(d, r.ctx, sys_attrs) for d in page], r,
+        resp = respond([self.s.subs.render(d, r.ctx, sys_attrs) for d in page], r,
                        headers=headers)
+        from .csources_api import _page_links
+
+        links = _page_links(request, f"{BASE}/subscriptions", limit, offset, len(subs))
+        if links:  # 5.5.9: the previous and next pages, beside any @context link
+            ctx_link = resp.headers.get("link")
+            resp.headers["Link"] = f"{ctx_link}, {links}" if ctx_link else links
+        return resp
 
     async def get_subscription(self, request: Request) -> Response:
         r = await self.req(request, "subscribe")
@@ -72,7 +90,9 @@ class MoreApi(Api):
                                           "sysAttrs" in options_of(request)), r)
 
     async def update_subscription(self, request: Request) -> Response:
-        r = await self.req(request, "subscribe", body=True)
+        # 6.3.4: a PATCH may be application/merge-patch+json (its @context: the Link header)
+        r = await self.req(request, "subscribe", body=True,
+                           allowed=("application/json", LD, MERGE_PATCH))
         sid = request.path_params["sid"]
         if isinstance(r.body, dict) and r.body.get("id", sid) != sid:
             raise BadRequestData("the id in the body differs from the one in the URL")
@@ -268,6 +288,10 @@ class MoreApi(Api):
                 "whose purposes the entity type allows")
         out, reads, rng = render_page(self.s.temporal, r.tenant, [(eid, etypes, hide)], flt,
                                       view, topts, keep_empty=True)
+        if not out[0] or (view.attrs is not None and flt.timerel is None
+                          and not set(out[0]) - _NOT_ATTRIBUTES):
+            # 5.7.3.4: none of the requested attributes, or pick/omit left nothing
+            raise ResourceNotFound(f"temporal entity {eid} has none of the requested members")
         await self.record_reads(r, reads)
         headers = {"Content-Range": rng} if rng else {}
         return respond(out[0], r, status=206 if rng else 200, headers=headers)

@@ -11,7 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .entities import META, NULL_URI, canonical_time, check_complete, json_copy, now_iso
+from .entities import (
+    META,
+    NULL_URI,
+    canonical_time,
+    check_complete,
+    is_null_instance,
+    json_copy,
+    now_iso,
+)
 from .errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
 from .qprefilter import PreNode
 from .store.base import Entity, EntityFilter, HistoryRow, Store, Tx
@@ -139,7 +147,7 @@ def merge_instance(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for key, val in new.items():
         if key in META:
             out[key] = val
-        elif val == NULL_URI:
+        elif val == NULL_URI or (isinstance(val, dict) and is_null_instance(val)):
             out.pop(key, None)
         elif isinstance(out.get(key), dict) and isinstance(val, dict):
             out[key] = merge_instance(out[key], val)
@@ -169,8 +177,11 @@ def _strip_nulls(a: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (_strip_nulls(v) if isinstance(v, dict) and k not in META else v)
         for k, v in a.items()
-        if v != NULL_URI
+        if v != NULL_URI and not (isinstance(v, dict) and k not in META and is_null_instance(v))
     }
+
+
+SCOPE_IRI = "https://uri.etsi.org/ngsi-ld/scope"
 
 
 class Hub:
@@ -326,7 +337,7 @@ class Hub:
             cur = {i.get("datasetId", ""): i for i in new["attrs"].get(iri, [])}
             for inst in insts:
                 ds = inst.get("datasetId", "")
-                if inst.get("value") == NULL_URI or inst.get("object") == NULL_URI:
+                if is_null_instance(inst):
                     cur.pop(ds, None)
                     continue
                 merged = merge_instance(cur[ds], inst) if ds in cur else _strip_nulls(inst)
@@ -350,10 +361,16 @@ class Hub:
         new = json_copy(old)
         now = now_iso()
         res = AttrsResult()
-        if frag.get("type") and mode != "update":
+        if frag.get("type"):
+            # 4.16: types in the fragment are appended, whatever the mode (5.6.2, 5.6.3)
             new["type"] = list(dict.fromkeys(old["type"] + frag["type"]))
-        if "scope" in frag and mode != "update":
-            new["scope"] = frag["scope"]
+        if "scope" in frag:
+            if mode == "append-keep" and old.get("scope"):  # noOverwrite adds scopes
+                new["scope"] = list(dict.fromkeys(old["scope"] + frag["scope"]))
+            elif mode != "update" or "scope" in old:
+                new["scope"] = frag["scope"]
+            else:  # 5.6.2: update replaces a scope, it never adds one
+                res.not_updated.append((SCOPE_IRI, "the entity has no scope to update"))
         if mode != "update":
             _set_expiry(new, frag)
         incoming = self._incoming(tx, tenant, actor, eid, new["type"], frag["attrs"], owned=False)
@@ -369,7 +386,7 @@ class Hub:
                 if mode == "update" and not exists:
                     res.not_updated.append((iri, "attribute does not exist"))
                     continue
-                if inst.get("value") == NULL_URI:
+                if is_null_instance(inst):
                     cur.pop(ds, None)
                     touched = True
                     continue
@@ -405,7 +422,7 @@ class Hub:
         now = now_iso()
         patch = self._incoming(tx, tenant, actor, eid, old["type"], {iri: [patch]},
                                owned=False)[iri][0]
-        if patch.get("value") == NULL_URI or patch.get("object") == NULL_URI:
+        if is_null_instance(patch):
             # NGSI-LD's null: the partial update deletes this instance
             rest = [i for i in new["attrs"][iri] if i.get("datasetId", "") != ds]
             if rest:
@@ -438,6 +455,14 @@ class Hub:
     ) -> None:
         old = self._load(tx, tenant, eid)
         insts = old["attrs"].get(iri)
+        if not insts and iri == SCOPE_IRI and old.get("scope"):
+            # 4.18: scope is deleted like an attribute (5.6.5)
+            new = json_copy(old)
+            new.pop("scope")
+            new["modifiedAt"] = now_iso()
+            tx.put_entity(tenant, new, new=False)
+            self._record(tx, tenant, actor, "attr.delete", old, new, set(), "entityUpdated")
+            return
         if not insts:
             raise ResourceNotFound(f"attribute {iri} not found in {eid}")
         if delete_all:

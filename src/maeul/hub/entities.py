@@ -31,6 +31,7 @@ ATTR_TYPES = {
     "VocabProperty",
     "ListProperty",
     "ListRelationship",
+    "JsonProperty",
 }
 # members of an attribute that are not sub-attributes
 META = {
@@ -42,6 +43,7 @@ META = {
     "vocab",
     "valueList",
     "objectList",
+    "json",
     "observedAt",
     "unitCode",
     "datasetId",
@@ -68,6 +70,25 @@ class TermContext(Protocol):
 
 
 _J = TypeVar("_J")
+
+
+def is_null_instance(a: dict[str, Any]) -> bool:
+    """Whether an attribute fragment is the NGSI-LD Null of its type (clause 4.5.0): its value
+    member is ``urn:ngsi-ld:null`` (a languageMap ``{"@none": null}``, a list ``[null]``,
+    an objectList ``[{"object": null}]``), which deletes what it names."""
+    for key in ("value", "object", "json", "vocab", "valueList", "objectList", "languageMap"):
+        if key not in a:
+            continue
+        v = a[key]
+        if v == NULL_URI:
+            return True
+        if key == "languageMap":
+            return isinstance(v, dict) and v.get("@none") == NULL_URI and len(v) == 1
+        if isinstance(v, list) and len(v) == 1:
+            item = v[0]
+            return item == NULL_URI or (isinstance(item, dict) and item.get("object") == NULL_URI)
+        return False
+    return False
 
 
 def json_copy(doc: _J) -> _J:
@@ -146,6 +167,8 @@ def expand_types(raw: Any, ctx: TermContext) -> list[str]:
     for t in items:
         check_name(t, "type")
         iri = ctx.expand_term(t)
+        if iri.startswith("@"):  # a JSON-LD keyword alias ("type") names no entity type
+            raise BadRequestData(f"invalid entity type {t!r}: it is a JSON-LD keyword")
         if iri not in out:
             out.append(iri)
     return out
@@ -172,6 +195,7 @@ def infer_attribute(raw: Any, iri: str) -> dict[str, Any]:
             ("vocab", "VocabProperty"),
             ("valueList", "ListProperty"),
             ("objectList", "ListRelationship"),
+            ("json", "JsonProperty"),
         ):
             if key in raw:
                 return {"type": typ, **raw}
@@ -261,6 +285,15 @@ def _validate_members(name: str, a: dict[str, Any], ctx: TermContext, partial: b
             target = item.get("object") if isinstance(item, dict) else item
             if not is_uri(target):
                 raise BadRequestData(f"attribute {name}: objectList items must be URIs")
+    if typ == "JsonProperty" or (partial and "json" in a):
+        # 4.5.24: a raw JSON object or array, stored and shown verbatim (never expanded)
+        js = a.get("json")
+        if js is None and not partial:
+            raise BadRequestData(f"attribute {name}: a JsonProperty needs json")
+        if js is not None and js != NULL_URI and not isinstance(js, dict | list):
+            raise BadRequestData(f"attribute {name}: json must be a JSON object or array")
+        if "value" in a or "unitCode" in a:
+            raise BadRequestData(f"attribute {name}: a JsonProperty has no value or unitCode")
     if "observedAt" in a:
         parse_time(a["observedAt"], f"{name}.observedAt")
     if "unitCode" in a and not isinstance(a["unitCode"], str):
@@ -278,7 +311,8 @@ def check_complete(name: str, a: dict[str, Any], iri: str = "") -> None:
         raise BadRequestData(f"attribute {name}: missing or unknown type {typ!r}")
     need = {"Property": "value", "GeoProperty": "value", "Relationship": "object",
             "LanguageProperty": "languageMap", "VocabProperty": "vocab",
-            "ListProperty": "valueList", "ListRelationship": "objectList"}[typ]
+            "ListProperty": "valueList", "ListRelationship": "objectList",
+            "JsonProperty": "json"}[typ]
     if a.get(need) is None:
         raise BadRequestData(f"attribute {name}: a {typ} needs {need}")
     if typ == "GeoProperty":
@@ -475,7 +509,8 @@ class View:
             out["lang"] = code
         if self.fmt == "concise":
             if out.get("type") in ("Property", "Relationship", "LanguageProperty",
-                                   "VocabProperty", "ListProperty", "ListRelationship"):
+                                   "VocabProperty", "ListProperty", "ListRelationship",
+                                   "JsonProperty"):
                 out.pop("type")
             elif out.get("type") == "GeoProperty":
                 out.pop("type")
@@ -501,6 +536,8 @@ class View:
             return a.get("valueList")
         if typ == "ListRelationship":
             return [i.get("object") if isinstance(i, dict) else i for i in a.get("objectList", [])]
+        if typ == "JsonProperty":
+            return {"json": a.get("json")}  # keyValues keeps it apart from a value (4.5.24)
         return a.get("value")
 
 

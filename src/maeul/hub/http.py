@@ -46,6 +46,7 @@ class Req:
     ctx: Context
     accept: str
     body: Any = None
+    body_json: bool = False  # Prefer: body=json (GeoJSON without @context in the body)
 
 
 def request_caller(services: Any, request: Request) -> Caller:
@@ -81,18 +82,60 @@ def tenant_of(request: Request) -> str:
 
 
 def negotiate(request: Request, allow_geojson: bool = False) -> str:
+    """The representation for a request's Accept header (clause 6.3.4).
+
+    Each offer takes the weight of the most specific media range that matches it (RFC 9110
+    5.3.2: ``q=0`` refuses it, a malformed q keeps the default 1); the heaviest offer wins
+    and a tie goes to the first of application/json, application/ld+json,
+    application/geo+json (the order 6.3.4 makes significant)."""
     header = request.headers.get("accept")
     if not header:
         return JSON
+    plain = header.strip().lower()
+    if plain in (JSON, "*/*", "application/*"):
+        return JSON
+    if plain == LD:
+        return LD
+    ranges: list[tuple[str, float]] = []
     for part in header.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media in ("*/*", "application/*", JSON):
-            return JSON
-        if media == LD:
-            return LD
-        if media == GEOJSON and allow_geojson:
-            return GEOJSON
-    raise NotAcceptable(f"cannot produce any of: {header}")
+        bits = part.split(";")
+        media = bits[0].strip().lower()
+        if not media:
+            continue
+        weight = 1.0
+        for param in bits[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    w = float(value.strip())
+                except ValueError:
+                    continue
+                if 0.0 <= w <= 1.0:
+                    weight = w
+        ranges.append((media, weight))
+    best, best_weight = None, 0.0
+    for offer in (JSON, LD, GEOJSON) if allow_geojson else (JSON, LD):
+        rank, weight = -1, 0.0
+        for media, w in ranges:
+            r = 2 if media == offer else 1 if media == "application/*" else \
+                0 if media == "*/*" else -1
+            if r > rank or (r == rank and r >= 0 and w > weight):
+                rank, weight = r, w
+        if rank >= 0 and weight > best_weight:
+            best, best_weight = offer, weight
+    if best is None:
+        raise NotAcceptable(f"cannot produce any of: {header}")
+    return best
+
+
+def prefers_body_json(request: Request) -> bool:
+    """``Prefer: body=json`` (clause 6.3.6): a GeoJSON answer carries its @context in the
+    Link header instead of the body."""
+    prefer = request.headers.get("prefer")
+    if not prefer:
+        return False
+    return any(p.split(";")[0].strip().lower().replace(" ", "") == "body=json"
+               for p in prefer.split(","))
 
 
 def resolve_ctx(resolver: ContextResolver, source: Any) -> Context:
@@ -183,7 +226,12 @@ def respond(
     """JSON, JSON-LD (with @context) or GeoJSON, echoing the requester's context."""
     hdrs = dict(headers or {})
     source = req.ctx.source
-    if req.accept == LD:
+    if req.accept == GEOJSON and not req.body_json and isinstance(data, dict):
+        # 6.3.15: a GeoJSON body carries the @context unless Prefer: body=json
+        ctx_out = source if source is not None else CORE_CONTEXT_URL
+        data = {**data, "@context": [ctx_out] if isinstance(ctx_out, str) else ctx_out}
+        media = GEOJSON
+    elif req.accept == LD:
         ctx_out = source if source is not None else CORE_CONTEXT_URL
         if isinstance(data, list):
             data = [{**d, "@context": ctx_out} if isinstance(d, dict) else d for d in data]

@@ -556,7 +556,7 @@ def _attribute_values(attr: dict[str, Any]) -> tuple[Any, bool] | None:
         if isinstance(items, list):
             items = [i.get("object") if isinstance(i, dict) else i for i in items]
         return items, False
-    for member in ("value", "object", "valueList"):
+    for member in ("value", "object", "valueList", "json"):
         if member in attr:
             return attr[member], False
     return None

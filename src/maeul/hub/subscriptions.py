@@ -244,6 +244,9 @@ def _validate_notification(n: Any, ctx: Context, partial: bool) -> dict[str, Any
             if not isinstance(n[flag], bool):
                 raise _err(f"notification.{flag} must be true or false")
             out[flag] = n[flag]
+    if out.get("showChanges") and fmt in ("keyValues", "simplified"):
+        # Table 5.2.14-1: keyValues has no place for previousValue
+        raise _err("notification.showChanges cannot be true with format keyValues")
     if "endpoint" in n and n["endpoint"] is None:
         raise _err("notification.endpoint cannot be removed")
     ep = n.get("endpoint")
@@ -620,7 +623,18 @@ class Subscriptions:
             if n.get("showChanges") and before is not None and not deleted:
                 show_changes(shown, before, e, changed or set(), view)
             if deleted:
-                shown = {"id": shown["id"], "type": shown["type"], "deletedAt": now_iso()}
+                gone_at = now_iso()
+                full = shown
+                shown = {"id": full["id"], "type": full["type"], "deletedAt": gone_at}
+                gone = set(changed or ()) & set(e["attrs"])
+                if n.get("showChanges") and gone and view.fmt != "keyValues":
+                    # each attribute as its NGSI-LD Null beside its previous value
+                    empty = {**e, "attrs": {}}
+                    after = with_deletions(empty, e, gone, gone_at)
+                    full = view.entity(after)
+                    show_changes(full, e, after, gone, view)
+                    names = {ctx.compact_iri(a) for a in gone}
+                    shown.update({k: v for k, v in full.items() if k in names})
             data.append(shown)
         body = {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",

@@ -82,15 +82,20 @@ def _value_of(doc: dict[str, Any]) -> Any:
         return doc.get("valueList")
     if typ == "ListRelationship":
         return doc.get("objectList")
+    if typ == "JsonProperty":
+        return doc.get("json")
     return doc.get("value")
 
 
+_WRAPPED = {"LanguageProperty": "languageMap", "VocabProperty": "vocab",
+            "JsonProperty": "json"}
 _VALUES_KEY = {
     "Relationship": "objects",
     "LanguageProperty": "languageMaps",
     "VocabProperty": "vocabs",
     "ListProperty": "valueLists",
     "ListRelationship": "objectLists",
+    "JsonProperty": "jsons",
 }
 
 
@@ -164,7 +169,7 @@ class Temporal:
                     groups.setdefault(r.doc.get("datasetId", ""), []).append(r)
                 series = []
                 for ds in sorted(groups, key=lambda d: d != ""):
-                    one = (self._values(groups[ds]) if opts.fmt == "temporalValues"
+                    one = (self._values(groups[ds], ctx) if opts.fmt == "temporalValues"
                            else self._aggregated(groups[ds], flt, opts))
                     if ds:
                         one = {"type": one.pop("type"), "datasetId": ds, **one}
@@ -188,14 +193,21 @@ class Temporal:
         return out, shown
 
     @staticmethod
-    def _values(items: list[HistoryRow]) -> dict[str, Any]:
+    def _values(items: list[HistoryRow], ctx: Any) -> dict[str, Any]:
         typ = items[0].doc.get("type", "Property")
         key = _VALUES_KEY.get(typ, "values")
-        return {
-            "type": typ,
-            key: [[_value_of(r.doc), r.doc.get("observedAt") or r.deleted_at or r.recorded_at]
-                  for r in items],
-        }
+        member = _WRAPPED.get(typ)
+        series = []
+        for r in items:
+            value = _value_of(r.doc)
+            if member is not None:
+                # 4.5.9: these values keep their member name ({"languageMap": ...})
+                if typ == "VocabProperty" and value != NULL_URI:
+                    value = ([ctx.compact_value_vocab(v) for v in value]
+                             if isinstance(value, list) else ctx.compact_value_vocab(value))
+                value = {member: value}
+            series.append([value, r.doc.get("observedAt") or r.deleted_at or r.recorded_at])
+        return {"type": typ, key: series}
 
     @staticmethod
     def _aggregated(
@@ -400,6 +412,7 @@ _NULL_MEMBER: dict[str, tuple[str, Any]] = {
     "VocabProperty": ("vocab", NULL_URI),
     "ListProperty": ("valueList", [NULL_URI]),
     "ListRelationship": ("objectList", [{"object": NULL_URI}]),
+    "JsonProperty": ("json", NULL_URI),
 }
 
 

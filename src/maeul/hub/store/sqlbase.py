@@ -508,6 +508,9 @@ def _window_sql(flt: TemporalFilter, alias: str = "") -> tuple[str, list[Any]]:
     if flt.attrs is not None:
         where += f" AND {alias}attr IN ({','.join('?' * len(flt.attrs))})"
         params.extend(flt.attrs)
+    if flt.timeproperty == "deletedAt":
+        # the evolution along deletedAt holds the deletions only (the instances that have it)
+        where += f" AND {col} IS NOT NULL"
     if flt.timerel == "before":
         where += f" AND {col} < ?"
         params.append(flt.time_at)
@@ -529,7 +532,7 @@ def temporal_query_sql(tenant: str, flt: TemporalFilter) -> tuple[str, list[Any]
     if flt.types is not None:
         sql += " AND (" + " OR ".join("types LIKE ? ESCAPE '\\'" for _ in flt.types) + ")"
         params.extend(f'%"{like_escape(t)}"%' for t in flt.types)
-    if flt.attrs is not None or flt.timerel is not None:
+    if flt.attrs is not None or flt.timerel is not None or flt.timeproperty == "deletedAt":
         # only entities with an instance in the window: one probe of the history indexes each
         where, wparams = _window_sql(flt, "h.")
         sql += (
