@@ -38,6 +38,10 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
 
     routes += context_routes(api)
 
+    from .info_api import info_routes
+
+    routes += info_routes(api)
+
     from .csources_api import csource_routes
 
     routes += csource_routes(api)
