@@ -357,22 +357,7 @@ def supports(reg: dict[str, Any], op: str) -> bool:
 def entity_infos(reg: dict[str, Any], eid: str, etype: set[str] | None = None
                  ) -> list[dict[str, Any]]:
     """The RegistrationInfo items of ``reg`` that cover entity ``eid``."""
-    out = []
-    for info in reg.get("information", []):
-        ents = info.get("entities")
-        if not ents:
-            out.append(info)
-            continue
-        for e in ents:
-            if etype and e.get("type") not in etype:
-                continue
-            if "id" in e and e["id"] != eid:
-                continue
-            if "idPattern" in e and not _id_matches(e["idPattern"], eid):
-                continue
-            out.append(info)
-            break
-    return out
+    return _query_infos(reg, etype, {eid})
 
 
 def _id_matches(pattern: str, value: str) -> bool:
@@ -477,6 +462,8 @@ def _forward_params(request: Request, drop: tuple[str, ...]) -> list[tuple[str, 
 
 def _query_infos(reg: dict[str, Any], types: set[str] | None, ids: set[str] | None
                  ) -> list[dict[str, Any]]:
+    """The RegistrationInfo items of ``reg`` that may hold entities of ``types`` with ``ids``
+    (None: any)."""
     out = []
     for info in reg.get("information", []):
         ents = info.get("entities")
