@@ -31,8 +31,13 @@ def test_evaluation_on_six_months_of_real_data(uci_six_months: Path) -> None:
         assert 0 <= d["detected_within_12h"] <= d["detected_within_24h"] <= 1
         assert d["attention_median_h"] <= d["median_h"]
     assert set(rep["targets"]["met"]) == {"median", "p95", "false_alerts"}
+    # the hindsight bound is taken over the same timed daytime events
+    bound = det["bound_06_22"]
+    assert bound["events"] == day["events"]
+    assert abs(bound["false_cases_allowed"] - rep["months_evaluated"]) < 1
+    assert bound["median_h"] is not None and 0 < bound["median_h"] <= bound["p95_h"] <= 48
     text = format_table(rep)
-    assert "06:00-22:00" in text and "관심" in text
+    assert "06:00-22:00" in text and "관심" in text and "hindsight bound" in text
     # the same seed gives the same events
     assert evaluate(r, events=24, seed=3, name="uci")["detection"] == det
 

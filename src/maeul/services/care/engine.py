@@ -125,12 +125,16 @@ class CareBatch:
         self.was_silenced: B = z(n, bool)
         self.last_night: I32 = z(n, np.int32)  # evidence of the latest night and day
         self.last_day_kwh: F32 = np.full(n, np.nan, np.float32)
+        # (home, start slot, length) of every quiet spell that activity ended, when a caller
+        # (the evaluation's hindsight bound) asks for them by setting a list here
+        self.spell_log: list[tuple[int, int, int]] | None = None
 
     # ---- state -----------------------------------------------------------------------------
     def copy(self) -> CareBatch:
         """An independent copy (a snapshot to run a what-if forward)."""
         c = CareBatch.__new__(CareBatch)
         c.n, c.p, c.day, c.g = self.n, self.p, self.day, self.g
+        c.spell_log = None
         for name in self.ARRAYS:
             setattr(c, name, getattr(self, name).copy())
         return c
@@ -197,6 +201,9 @@ class CareBatch:
             self.woke[back], self.last_sus[back] = True, g
         self.gap = np.where(obs, 0, self.gap + 1).astype(np.int32)
         ended = sig & (self.qlen > 0)
+        if self.spell_log is not None:
+            self.spell_log.extend((int(i), int(self.qstart[i]), int(self.qlen[i]))
+                                  for i in np.flatnonzero(ended))
         learn = ended & ~self.tainted & ~sil & (self.days_seen >= 2)
         if learn.any():
             self._record_spell(np.flatnonzero(learn))

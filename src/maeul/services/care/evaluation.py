@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .bound import SpellData, hindsight_bound
 from .model import Alert, HouseholdModel
 from .readings import Readings, ReadingsError, load_readings, to_datetime
 from .slots import SLOT_S, Slots, summarise
@@ -47,6 +48,8 @@ class EventResult:
     first_caution_h: float
     kind: str  # kind of the detecting alert ("" when undetected)
     open_case: bool = False  # a 주의/심각 case was already open when the event began
+    spell_start: int = 0  # slot at which the quiet spell the event fell into began
+    elapsed: int = 0  # quiet slots already behind it
 
 
 def cli_eval(settings: Any, args: argparse.Namespace) -> int:
@@ -75,8 +78,23 @@ def evaluate(readings: Readings, *, events: int = 300, seed: int = 7, name: str 
     params = params or CareParams()
     run = stream(readings, events=events, seed=seed, params=params, warmup_days=warmup_days,
                  end=end, progress=progress)
-    return _report(name, run.readings, run.alerts, run.months, run.events, events, seed, params,
-                   warmup_days, time.monotonic() - t_start)
+    rep = _report(name, run.readings, run.alerts, run.months, run.events, events, seed, params,
+                  warmup_days, time.monotonic() - t_start)
+    rep["detection"]["bound_06_22"] = hindsight_bound(spell_data(run))
+    return rep
+
+
+def spell_data(run: Run) -> SpellData:
+    """The run's real quiet spells and its timed events starting 06:00-22:00, for the bound."""
+    ev = [e for e in run.events
+          if not e.open_case and 6 <= to_datetime(e.start).hour < 22]
+    sp = np.array(run.spells, np.int64).reshape(-1, 2)
+    return SpellData(
+        spell_start=sp[:, 0], spell_len=sp[:, 1],
+        event_start=np.array([e.spell_start for e in ev], np.int64),
+        event_elapsed=np.array([e.elapsed for e in ev], np.int64),
+        event_offset_h=np.array([(e.start % SLOT_S) / 3600 for e in ev], np.float64),
+        months=run.months)
 
 
 @dataclass
@@ -87,6 +105,7 @@ class Run:
     alerts: list[Alert]
     months: float
     events: list[EventResult]
+    spells: list[tuple[int, int]]  # real quiet spells after the warm-up: (start slot, length)
 
 
 def stream(readings: Readings, *, events: int, seed: int, params: CareParams,
@@ -112,6 +131,8 @@ def stream(readings: Readings, *, events: int, seed: int, params: CareParams,
         np.zeros(0, np.int64))
     library = _StandbyLibrary(readings, slots)
     model = HouseholdModel("eval", params)
+    log: list[tuple[int, int, int]] = []
+    model.batch.spell_log = log
     real: list[Alert] = []
     results: list[EventResult] = []
     pos = 0
@@ -129,7 +150,8 @@ def stream(readings: Readings, *, events: int, seed: int, params: CareParams,
     if progress:
         print(file=sys.stderr)
     counted = [a for a in real if _secs(a) >= warm * SLOT_S]
-    return Run(readings, counted, (g_end - warm) / 96 / 30.44, results)
+    spells = [(s, n) for _, s, n in log if s + n > warm]
+    return Run(readings, counted, (g_end - warm) / 96 / 30.44, results, spells)
 
 
 def _secs(a: Alert) -> int:
@@ -176,6 +198,8 @@ def _inject(model: HouseholdModel, r: Readings, lib: _StandbyLibrary, t0: int,
     if int(m.batch.ep[0].max()) >= 2:  # already alerted: the case is open, nothing new to raise
         return EventResult(t0, math.inf, math.inf, "", open_case=True)
     g = t0 // SLOT_S
+    quiet = int(m.batch.qlen[0])
+    spell = int(m.batch.qstart[0]) if quiet else g
     before = r.between(g * SLOT_S, t0)
     trace = lib.trace(t0, HORIZON_H, rng)
     merged = Readings(np.concatenate([before.t, trace.t]), np.concatenate([before.kw, trace.kw]))
@@ -191,7 +215,7 @@ def _inject(model: HouseholdModel, r: Readings, lib: _StandbyLibrary, t0: int,
                 cau, kind = h, a.kind
         if math.isfinite(cau):
             break
-    return EventResult(t0, att, cau, kind)
+    return EventResult(t0, att, cau, kind, spell_start=spell, elapsed=quiet)
 
 
 def _delays(all_res: list[EventResult]) -> dict[str, Any]:
@@ -298,6 +322,14 @@ def format_table(rep: dict[str, Any]) -> str:
         lines.append(f"  {label:<12}{d['events']:>7}{h(d['median_h']):>10}{h(d['p95_h']):>10}"
                      f"{w12:>7}{w24:>7}{d['undetected_after_48h']:>7}"
                      f"{h(d['attention_median_h']):>10}{h(d['attention_p95_h']):>10}")
+    bd = det.get("bound_06_22")
+    if bd and bd.get("events"):
+        cost = bd["false_per_month_for_median_under_4h"]
+        lines += ["", "hindsight bound, events 06:00-22:00: the best 48 quiet-spell thresholds "
+                  "(start hour x weekday/weekend)", "chosen after seeing this file's spells and "
+                  f"events, with at most {bd['false_cases_allowed']} false cases: median "
+                  f"{h(bd['median_h'])}, p95 {h(bd['p95_h'])}; a median under 4 h needs "
+                  + ("more than 20" if cost is None else f"{cost}") + " false cases a month"]
     met = rep["targets"]["met"]
     lines += ["", "targets (events 06:00-22:00): median < 4 h "
               f"[{'met' if met['median'] else 'not met'}], p95 < 12 h "
