@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 def build_app(settings: Settings, services: Services | None = None) -> Starlette:
     """An ASGI app; it starts the notification worker (and MQTT ingest) on startup."""
+    from .fastmaps import install
+
+    install()
     svc = services or Services(settings)
     api = MoreApi(svc)
     from .distributed import distribute_routes
