@@ -371,28 +371,54 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and its children (the workers of ``maeul serve --workers N``)."""
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
 def proc_mem(pid: int) -> dict[str, float]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1]) / 1024  # MiB
+    """VmRSS and VmHWM in MiB, summed over the server's processes (with workers, the sum of
+    the peaks is an upper bound of the peak of the sum)."""
+    out = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(("VmRSS:", "VmHWM:")):
+                        out[line.split(":")[0]] += int(line.split()[1]) / 1024  # MiB
+        except OSError:
+            continue
     return out
 
 
 def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the server's processes."""
+    total = 0.0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workdir: Path, workers: int = 1
+                 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ, MAEUL_LOG_LEVEL="WARNING", MAEUL_CONTEXT_FETCH="false",
                MAEUL_CONTEXT_CACHE_DIR=str(workdir / "contexts"))
     env.pop("MAEUL_STORE_URL", None)
     logf = open(workdir / "server.log", "wb")  # noqa: SIM115 - kept open for the child
     cmd = [sys.executable, "-m", "maeul.cli", "serve", "--store-url", url,
-           "--port", str(port), "--no-auth"]
+           "--port", str(port), "--no-auth", "--workers", str(workers)]
     log("starting: " + " ".join(cmd))
     p = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=logf, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
@@ -455,6 +481,7 @@ class Bench:
     def common(self) -> dict[str, Any]:
         return {"cores": os.cpu_count(), "store": self.url.split("://")[0],
                 "loadgen": self.gen, "connections": self.a.connections,
+                "workers": self.a.workers,
                 "entities": self.a.entities, "history": self.a.history}
 
     def add(self, figure: str, value: float, unit: str, **extra: Any) -> None:
@@ -669,6 +696,8 @@ def main() -> int:
     ap.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--only", default="gets,queries,updates,batch,temporal,memory",
                     help="comma-separated subset of: gets,queries,updates,batch,temporal,memory")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="server worker processes (maeul serve --workers; 1)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (and PostgreSQL db)")
     a = ap.parse_args()
     a.seconds = a.seconds or (3.0 if a.quick else 10.0)
@@ -718,7 +747,7 @@ def main() -> int:
         timings = load_store(url, a.entities, a.cars, a.history, a.history_entities,
                              chunk=2000 if a.quick else 5000)
         port = free_port()
-        server = start_server(url, port, workdir)
+        server = start_server(url, port, workdir, a.workers)
         samples = {"ready": proc_mem(server.pid)}
         log(f"server ready, pid {server.pid}, RSS {samples['ready']['VmRSS']:.0f} MiB")
         b = Bench(a, port, server.pid, url, gen)
@@ -736,7 +765,8 @@ def main() -> int:
         if server.poll() is not None:
             raise RuntimeError("server died:\n" + (workdir / "server.log").read_text()[-3000:])
         header = (f"maeul hub benchmark - store {url.split('://')[0]}, {os.cpu_count()} cores "
-                  f"(server and load generator share them), load generator {gen}, "
+                  f"(server and load generator share them), {a.workers} server worker(s), "
+                  f"load generator {gen}, "
                   f"{a.connections} connections, {a.seconds:g}s per figure\n"
                   f"data loaded through maeul.hub.store (Store.write + put_entity/add_history) "
                   f"before the server started: {a.entities:,} Vehicle, {a.cars:,} Car, "

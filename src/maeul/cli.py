@@ -16,7 +16,7 @@ from .config import Settings
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("store_url", "host", "port", "mqtt_url"):
+    for name in ("store_url", "host", "port", "mqtt_url", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--mqtt-url", dest="mqtt_url", help="enable MQTT device ingest")
     serve.add_argument("--no-auth", action="store_true", help="no API keys (testing only)")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes sharing the port (default 1; see workers)")
 
     demo = sub.add_parser("demo", help="serve a demo city with live sensor updates")
     _add_common(demo)

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(1026, ge=0, le=65535, description="HTTP port (1026 is NGSI-LD's).")
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="Processes of `maeul serve` sharing its port (one per core is a good "
+        "start). Worker 0 runs the background work; what a worker caches from the store "
+        "(subscriptions 2 s, API keys 5 s, registrations 10 s) may lag another worker's "
+        "change by that long, as between replicas.",
+    )
     public_url: str | None = Field(
         None, description="Base URL clients use to reach the hub (printed by the demo)."
     )

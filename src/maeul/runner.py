@@ -1,14 +1,36 @@
-"""Running the ASGI app under uvicorn."""
+"""Running the ASGI app under uvicorn: one process, or several sharing one listening socket.
+
+With ``workers`` > 1 the parent binds the socket and forks the workers before anything else
+opens the store or starts a thread; each worker builds its own app on the shared store and
+accepts connections from the shared socket (the kernel hands each connection to one of them).
+Worker 0 also runs the background work (the notification outbox, expiry, the trust layer's
+jobs, MQTT ingest); the others only answer requests. What one worker caches from the store
+(subscriptions, keys, registrations, q value indexes) it refreshes as it does for a replica on
+PostgreSQL; ``docs/configuration.md`` (``workers``) lists how long each may lag.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
 
 import uvicorn
 
 from .config import Settings
 from .hub.server import build_app
 
+log = logging.getLogger(__name__)
+
 
 def serve(settings: Settings) -> None:
+    if settings.workers > 1:
+        serve_workers(settings)
+        return
     app = build_app(settings)
     if settings.mqtt_url:
         from .ingest.mqtt import start_mqtt_ingest
@@ -16,3 +38,84 @@ def serve(settings: Settings) -> None:
         start_mqtt_ingest(app.state.services, settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
+    """One worker process: its own app and store connections on the shared socket."""
+    app = build_app(settings, background=index == 0)
+    if index == 0 and settings.mqtt_url:
+        from .ingest.mqtt import start_mqtt_ingest
+
+        start_mqtt_ingest(app.state.services, settings)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(settings: Settings) -> None:
+    """Fork ``settings.workers`` workers on one socket and wait; when one ends, stop all."""
+    sock = _listen(settings.host, settings.port)
+    children: dict[int, int] = {}
+    for i in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _worker(settings, sock, i)
+            except BaseException:  # noqa: BLE001 - reported, then the worker ends
+                log.exception("worker %d failed", i)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = i
+    sock.close()
+    log.info("serving on %s:%d with %d workers", settings.host, settings.port, len(children))
+
+    def stop(signum: int, frame: Any) -> None:
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    first = True
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.pop(pid, None)
+        status = status or os.waitstatus_to_exitcode(code)
+        if first and children:  # one worker ended: the others go too (a supervisor restarts)
+            first = False
+            log.warning("worker %d ended; stopping the others", pid)
+            deadline = time.monotonic() + 10
+            stop(signal.SIGTERM, None)
+            while children and time.monotonic() < deadline:
+                done, code = os.waitpid(-1, os.WNOHANG)
+                if done:
+                    children.pop(done, None)
+                else:
+                    time.sleep(0.05)
+            for pid in list(children):
+                os.kill(pid, signal.SIGKILL)
+    if status not in (0, -signal.SIGTERM):
+        raise SystemExit(status)

@@ -237,3 +237,34 @@ def test_no_more_indexes_than_the_cap(store: SqliteStore, monkeypatch: pytest.Mo
     assert len(store.value_indexes()) == 3
     got, want = query(store, "speed>=10;speed<=11")
     assert got == want == ["urn:t:10", "urn:t:11"]
+
+
+def test_a_second_process_keeps_the_index_it_did_not_build(tmp_path: Path) -> None:
+    """Two stores on one file (two `maeul serve` workers, or `maeul import` beside a server):
+    writes through the store that never queried must keep the other's index exact."""
+    url = f"sqlite:///{tmp_path}/two.db"
+    a, b = SqliteStore(url), SqliteStore(url)
+    try:
+        rng = random.Random(11)
+        speeds = {i: rng.randrange(50) for i in range(400)}
+        load(a, [{"id": f"urn:t:{i}", "type": [T], "attrs": {NS + "speed": [prop(v)]}}
+                 for i, v in speeds.items()])
+        query(a, "speed==1")
+        assert a.wait_value_indexes(30)
+        assert b.value_indexes()[0]["ready"]  # the registry is in the file
+        for _round in range(3):
+            for i in rng.sample(sorted(speeds), 60):
+                speeds[i] = rng.randrange(50)
+            load(b, [{"id": f"urn:t:{i}", "type": [T], "attrs": {NS + "speed": [prop(v)]}}
+                     for i, v in speeds.items()])
+            load(b, [{"id": f"urn:t:new{_round}", "type": [T],
+                      "attrs": {NS + "speed": [prop(7)]}}])
+            load(a, [])  # a write group of A's own (it clears the dirty marks)
+            for lo in (3, 7, 20):
+                got, want = query(a, f"speed>={lo};speed<{lo + 2}")
+                assert got == want and want
+                got, want = query(b, f"speed>={lo};speed<{lo + 2}")
+                assert got == want
+    finally:
+        a.close()
+        b.close()

@@ -47,11 +47,11 @@ def install() -> bool:
     ok = False
     probe_h = _ds.Headers(raw=[(b"a", b"1")])
     if _plain_mapping(_ds.Headers) and getattr(probe_h, "_list", None) == [(b"a", b"1")]:
-        _ds.Headers.get = _headers_get  # type: ignore[method-assign,assignment]
+        _ds.Headers.get = _headers_get  # type: ignore[method-assign]
         ok = True
     probe_q = _ds.QueryParams("a=1&a=2")
     if _plain_mapping(_ds.ImmutableMultiDict) and getattr(probe_q, "_dict", None) == {"a": "2"}:
-        _ds.ImmutableMultiDict.get = _multidict_get  # type: ignore[method-assign,assignment]
+        _ds.ImmutableMultiDict.get = _multidict_get  # type: ignore[method-assign]
         ok = ok and True
     else:
         ok = False

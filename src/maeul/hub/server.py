@@ -22,8 +22,10 @@ from .http import problem_response
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """An ASGI app; it starts the notification worker (and MQTT ingest) on startup."""
+def build_app(settings: Settings, services: Services | None = None,
+              background: bool = True) -> Starlette:
+    """An ASGI app; it starts the notification worker, expiry and the trust layer's jobs on
+    startup (``background=False``: a further worker process that only answers requests)."""
     from .fastmaps import install
 
     install()
@@ -78,7 +80,8 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        svc.start()
+        if background:
+            svc.start()
         try:
             yield
         finally:

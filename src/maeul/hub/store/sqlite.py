@@ -223,6 +223,7 @@ class SqliteStore(Store):
         conn = self._wconn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._vindex.refresh(conn.execute)
             self._group_tx = tx
             for item in batch:
                 if isinstance(item, _Call):

@@ -153,6 +153,7 @@ class ValueIndexes:
         self._lock = threading.Lock()
         self.write: Callable[[Callable[[Any], Any]], Any] | None = None  # Store.write
         self.closed = False
+        self._seen = (-1, -1)  # (indexes, complete ones) in the registry when last read
 
     @property
     def active(self) -> bool:
@@ -187,6 +188,20 @@ class ValueIndexes:
             if key not in old or _tagged(old[key]) != _tagged(v):
                 x("INSERT OR IGNORE INTO qvalues(tt, attr, v, seq) VALUES (?, ?, ?, ?)",
                   (*key, v, seq))
+
+    def refresh(self, x: X) -> None:
+        """Take in the indexes another process (a further worker, ``maeul import``) has
+        registered or completed. Called by the writer right after BEGIN IMMEDIATE: holding
+        the write lock, it sees every registration committed before, so no write of this
+        group can miss the upkeep of an index that exists."""
+        n, done = x("SELECT count(*), total(ready) FROM qindexes").fetchone()
+        if (n, int(done)) == self._seen:
+            return
+        for tt, ak, iri, ready in x("SELECT tt, attr, attr_iri, ready FROM qindexes"):
+            self.maintained.setdefault(tt, {}).setdefault(ak, iri)
+            if ready:
+                self.ready.add((tt, ak))  # committed whole by whoever completed it
+        self._seen = (n, int(done))
 
     # -- startup -------------------------------------------------------------------------
     def load(self, conn: Any) -> list[tuple[Any, ...]]:

@@ -1,0 +1,100 @@
+"""`maeul serve --workers 2`: two processes on one port and one SQLite file.
+
+Every request opens its own connection, so the kernel spreads them over both workers; the
+answers must be those of one hub: writes seen by every worker, notifications for writes either
+worker answered, and q value indexes (built by one worker) kept exact by the other's writes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.test_api_subscriptions import Receiver
+from serverproc import start_hub
+
+B = "/ngsi-ld/v1"
+JSON = {"Content-Type": "application/json"}
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _cpu(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _one(method: str, url: str, **kw: object) -> httpx.Response:
+    """A request on a fresh connection (so either worker may take it)."""
+    with httpx.Client(timeout=10) as c:
+        return c.request(method, url, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_two_workers_answer_as_one_hub(tmp_path: Path) -> None:
+    proc, port = start_hub(tmp_path, "--no-auth", "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    receiver = Receiver()
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        before = {w: _cpu(w) for w in workers}
+        sub = {"type": "Subscription", "entities": [{"type": "Car"}],
+               "watchedAttributes": ["speed"],
+               "notification": {"endpoint": {"uri": receiver.url}}}
+        assert _one("POST", f"{base}{B}/subscriptions", json=sub).status_code == 201
+        rng = random.Random(3)
+        speed = {i: rng.randrange(100) for i in range(120)}
+        for i, v in speed.items():
+            ent = {"id": f"urn:ngsi-ld:Car:{i}", "type": "Car",
+                   "speed": {"type": "Property", "value": v}}
+            assert _one("POST", f"{base}{B}/entities", json=ent).status_code == 201
+
+        def check() -> None:
+            for lo in (10, 40, 70):
+                want = sorted(f"urn:ngsi-ld:Car:{i}" for i, v in speed.items()
+                              if lo <= v < lo + 5)
+                r = _one("GET", f"{base}{B}/entities", params={
+                    "type": "Car", "q": f"speed>={lo};speed<{lo + 5}", "limit": 1000})
+                assert r.status_code == 200
+                assert sorted(e["id"] for e in r.json()) == want
+
+        check()  # asks a worker for the q value index of speed
+        time.sleep(1.0)  # it is built in the background
+        check()
+        # every creation was notified, whichever worker answered it
+        receiver.wait(120, timeout=20)
+        # writes through both workers keep the index exact, and every change is notified
+        for n in range(150):
+            i = rng.randrange(120)
+            speed[i] = (speed[i] + 1 + rng.randrange(98)) % 100  # a change every time
+            r = _one("PATCH", f"{base}{B}/entities/urn:ngsi-ld:Car:{i}/attrs",
+                     json={"speed": {"type": "Property", "value": speed[i]}})
+            assert r.status_code == 204
+            if n % 50 == 49:
+                check()
+        check()
+        ids = {n["data"][0]["id"] for n in receiver.wait(270, timeout=20)}
+        assert len(ids) == 120
+        # both workers did work
+        assert all(_cpu(w) > before[w] for w in workers), "one worker took no requests"
+    finally:
+        receiver.stop()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    for w in workers:
+        assert not Path(f"/proc/{w}").exists() or "zombie" in Path(
+            f"/proc/{w}/status").read_text()
