@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -50,20 +51,43 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
-    """One worker process: its own app and store connections on the shared socket."""
+def _worker(settings: Settings, sock: socket.socket, index: int, ready: int, go: int) -> None:
+    """One worker process: its own app and store connections on the shared socket. It says
+    when its app is built and waits for the word to serve, so that no worker takes every
+    early connection while the others are still starting (a keep-alive client stays on the
+    worker that accepted it)."""
     app = build_app(settings, background=index == 0)
     if index == 0 and settings.mqtt_url:
         from .ingest.mqtt import start_mqtt_ingest
 
         start_mqtt_ingest(app.state.services, settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
+    os.write(ready, b"r")
+    if os.read(go, 1) != b"g":  # the parent is gone
+        return
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _await_ready(ready: int, children: dict[int, int]) -> bool:
+    """Wait until every worker has built its app; False when one ended first."""
+    left = len(children)
+    while left:
+        readable, _, _ = select.select([ready], [], [], 0.5)
+        if readable:
+            left -= len(os.read(ready, left))
+            continue
+        pid, _code = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            children.pop(pid, None)
+            return False
+    return True
 
 
 def serve_workers(settings: Settings) -> None:
     """Fork ``settings.workers`` workers on one socket and wait; when one ends, stop all."""
     sock = _listen(settings.host, settings.port)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
     children: dict[int, int] = {}
     for i in range(settings.workers):
         pid = os.fork()
@@ -72,7 +96,9 @@ def serve_workers(settings: Settings) -> None:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _worker(settings, sock, i)
+                os.close(ready_r)
+                os.close(go_w)
+                _worker(settings, sock, i, ready_w, go_r)
             except BaseException:  # noqa: BLE001 - reported, then the worker ends
                 log.exception("worker %d failed", i)
                 code = 1
@@ -82,6 +108,15 @@ def serve_workers(settings: Settings) -> None:
                 os._exit(code)
         children[pid] = i
     sock.close()
+    os.close(ready_w)
+    os.close(go_r)
+    started = _await_ready(ready_r, children)
+    if started:
+        os.write(go_w, b"g" * len(children))
+    else:
+        log.error("a worker ended while starting; stopping the others")
+    os.close(go_w)  # a worker still waiting (one ended early) reads nothing and ends
+    os.close(ready_r)
     log.info("serving on %s:%d with %d workers", settings.host, settings.port, len(children))
 
     def stop(signum: int, frame: Any) -> None:
@@ -93,7 +128,7 @@ def serve_workers(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    status = 0
+    status = 0 if started else 1
     first = True
     while children:
         try:
