@@ -74,7 +74,10 @@ def _await_ready(ready: int, children: dict[int, int]) -> bool:
     while left:
         readable, _, _ = select.select([ready], [], [], 0.5)
         if readable:
-            left -= len(os.read(ready, left))
+            got = os.read(ready, left)
+            if not got:  # every worker has closed its end: they all ended
+                return False
+            left -= len(got)
             continue
         pid, _code = os.waitpid(-1, os.WNOHANG)
         if pid:
@@ -85,7 +88,11 @@ def _await_ready(ready: int, children: dict[int, int]) -> bool:
 
 def serve_workers(settings: Settings) -> None:
     """Fork ``settings.workers`` workers on one socket and wait; when one ends, stop all."""
-    sock = _listen(settings.host, settings.port)
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        raise SystemExit(f"maeul: cannot listen on {settings.host}:{settings.port}: {exc}"
+                         ) from None
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     children: dict[int, int] = {}

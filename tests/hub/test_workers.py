@@ -98,3 +98,26 @@ def test_two_workers_answer_as_one_hub(tmp_path: Path) -> None:
     for w in workers:
         assert not Path(f"/proc/{w}").exists() or "zombie" in Path(
             f"/proc/{w}/status").read_text()
+
+
+def test_workers_refuse_a_busy_port_and_a_store_they_cannot_open(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "maeul.cli", "serve", "--workers", "2", "--port", str(port),
+             "--store-url", f"sqlite:///{tmp_path}/a.db"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = subprocess.run(
+        [sys.executable, "-m", "maeul.cli", "serve", "--workers", "2", "--port", "0",
+         "--store-url", f"sqlite:///{blocker}/x.db"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "worker" in out.stderr
