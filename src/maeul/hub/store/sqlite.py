@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -128,6 +130,10 @@ class SqliteStore(Store):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.synchronous = synchronous
         self.group_commit_max = group_commit_max
+        # Writers of other processes on this file (further `maeul serve` workers, `maeul
+        # import`) queue on this lock in the kernel, and the one released takes over at once;
+        # SQLite's own busy handler would sleep in steps of milliseconds between tries.
+        self._wlock = os.open(self.path + ".wlock", os.O_RDWR | os.O_CREAT, 0o600)
         self._wconn = _connect(self.path, synchronous, readonly=False)
         self._wconn.executescript(SCHEMA)
         self._migrate()
@@ -221,6 +227,7 @@ class SqliteStore(Store):
     def _commit_group(self, tx: SqlTx, batch: list[Any]) -> None:
         results: list[tuple[Any, bool, Any]] = []
         conn = self._wconn
+        fcntl.flock(self._wlock, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._vindex.refresh(conn.execute)
@@ -250,6 +257,7 @@ class SqliteStore(Store):
             if self._vindex.active:  # this writer kept the indexes in step
                 conn.execute(valueindex.CLEAR_DIRTY)
             conn.execute("COMMIT")
+            fcntl.flock(self._wlock, fcntl.LOCK_UN)
         except Exception as exc:  # the whole group failed to commit: nobody is acknowledged
             self._group_tx = None
             log.exception("group commit failed")
@@ -257,6 +265,7 @@ class SqliteStore(Store):
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            fcntl.flock(self._wlock, fcntl.LOCK_UN)
             results = [(item if isinstance(item, _Call) else item[1], False, exc)
                        for item in batch]
         # acknowledge only after COMMIT returned, so an acknowledged write is durable
@@ -414,6 +423,7 @@ class SqliteStore(Store):
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
         self._wconn.close()
+        os.close(self._wlock)
         with self._readers_lock:
             for c in self._readers:
                 try:
