@@ -68,6 +68,22 @@ def _worker(settings: Settings, sock: socket.socket, index: int, ready: int, go:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _end_with_parent(parent: int) -> None:
+    """Ask Linux to send this worker SIGTERM when the parent dies (even by SIGKILL), so no
+    worker is left serving alone; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(0)
+
+
 def _await_ready(ready: int, children: dict[int, int]) -> bool:
     """Wait until every worker has built its app; False when one ended first."""
     left = len(children)
@@ -96,6 +112,7 @@ def serve_workers(settings: Settings) -> None:
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     children: dict[int, int] = {}
+    parent = os.getpid()
     for i in range(settings.workers):
         pid = os.fork()
         if pid == 0:  # the worker
@@ -103,6 +120,7 @@ def serve_workers(settings: Settings) -> None:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _end_with_parent(parent)
                 os.close(ready_r)
                 os.close(go_w)
                 _worker(settings, sock, i, ready_w, go_r)
@@ -117,14 +135,6 @@ def serve_workers(settings: Settings) -> None:
     sock.close()
     os.close(ready_w)
     os.close(go_r)
-    started = _await_ready(ready_r, children)
-    if started:
-        os.write(go_w, b"g" * len(children))
-    else:
-        log.error("a worker ended while starting; stopping the others")
-    os.close(go_w)  # a worker still waiting (one ended early) reads nothing and ends
-    os.close(ready_r)
-    log.info("serving on %s:%d with %d workers", settings.host, settings.port, len(children))
 
     def stop(signum: int, frame: Any) -> None:
         for pid in list(children):
@@ -135,6 +145,15 @@ def serve_workers(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    started = _await_ready(ready_r, children)
+    if started:
+        os.write(go_w, b"g" * len(children))
+    else:
+        log.error("a worker ended while starting; stopping the others")
+    os.close(go_w)  # a worker still waiting (one ended early) reads nothing and ends
+    os.close(ready_r)
+    log.info("serving on %s:%d with %d workers", settings.host, settings.port, len(children))
+
     status = 0 if started else 1
     first = True
     while children:

@@ -121,3 +121,18 @@ def test_workers_refuse_a_busy_port_and_a_store_they_cannot_open(tmp_path: Path)
          "--store-url", f"sqlite:///{blocker}/x.db"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "worker" in out.stderr
+
+
+def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
+    proc, port = start_hub(tmp_path, "--no-auth", "--workers", "2")
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: no chance to stop them itself
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [w for w in alive if Path(f"/proc/{w}").exists()
+                 and "zombie" not in Path(f"/proc/{w}/status").read_text()]
+        time.sleep(0.1)
+    assert not alive, "workers kept serving without their parent"
