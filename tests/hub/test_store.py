@@ -369,7 +369,7 @@ def test_outbox_limit_and_order(store: Store) -> None:
 
 def test_outbox_concurrent_claimers_never_share(store_url: str) -> None:
     if not store_url.startswith("postgres"):
-        pytest.skip("SQLite is a single-process store with one notifier")
+        pytest.skip("SQLite has one notifier: with several workers only worker 0 claims")
     stores = [open_store(store_url) for _ in range(2)]
     try:
 
