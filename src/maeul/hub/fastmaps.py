@@ -3,8 +3,8 @@
 Starlette's ``Headers`` and ``QueryParams`` take ``get`` from ``collections.abc.Mapping``,
 which looks the key up with ``self[key]`` and catches the ``KeyError`` of a missing key.
 A request reads a dozen names that are usually absent (``NGSILD-Tenant``, ``Link``, ``Via``,
-``format``, ``attrs``, ``local``, ...), so every request raised and caught a dozen exceptions:
-about a fifth of the time of a GET by id (``bench/hub.py``; ``docs/internals.md``).
+``format``, ``attrs``, ``local``, ...), so every request raised and caught a dozen exceptions
+(the before/after figures are in ``bench/README.md``).
 
 ``install()`` gives both classes a ``get`` that answers exactly what the Mapping one does (the
 first header of that name, decoded as latin-1, case-insensitive; the last value of a query
