@@ -27,6 +27,7 @@ from .stats import (
     NLV,
     NW,
     CareParams,
+    allocate,
     len_bin,
     lvl_bin,
     nan_quantile_rows,
@@ -34,6 +35,7 @@ from .stats import (
     quantile,
     row_hist,
     spell_bin,
+    tail_fit,
     thresholds,
     wake_lengths,
     weekend,
@@ -71,8 +73,10 @@ class CareBatch:
         "night_cnt", "night_hist", "night_rate", "day_mean", "day_low", "day_silent",
         "energy_hist", "low_rate", "ep", "ep_since", "tol", "was_silenced", "last_night",
         "last_day_kwh", "last_sus", "prev_grade", "prev_since", "prev_end", "act_since", "gap",
-        "held_bin", "held_len",
+        "held_bin", "held_len", "act_time", "aq", "aqs", "pend", "refit",
     )
+    # arrays that states saved before them lack: such states still load
+    ADDED = frozenset({"act_time", "aq", "aqs", "pend", "refit"})
 
     def __init__(self, n: int, params: CareParams | None = None) -> None:
         self.n = n
@@ -93,7 +97,14 @@ class CareBatch:
         self.qlen: I32 = z(n, np.int32)
         self.qstart: I64 = z(n, np.int64)
         self.tainted: B = z(n, bool)
+        # the alert clock: the quiet spell as judged, which a short automatic cycle during a long
+        # spell does not end (``bridge_slots``); the same as qlen / qstart without bridging
+        self.aq: I32 = z(n, np.int32)
+        self.aqs: I64 = z(n, np.int64)
+        self.pend: I32 = z(n, np.int32)  # slots of activity held as an automatic cycle so far
+        self.refit: B = z(n, bool)  # thresholds to refit at the end of this slot
         self.spell: F32 = z((n, 48, NLB), np.float32)  # by start hour, weekday / weekend
+        self.act_time: F32 = z((n, 48), np.float32)  # slots with no quiet spell running, by bin
         self.absences: F32 = z(n, np.float32)
         self.thr_q: I32 = np.full((n, 48, 3), 1 << 20, np.int32)
         self.wake_hist: F32 = z((n, 2, NW), np.float32)
@@ -149,11 +160,15 @@ class CareBatch:
         c = cls(n, params)
         c.day, c.g = day, g
         for name in cls.ARRAYS:
+            if name in cls.ADDED and name not in arrays:
+                continue  # a state saved before this array existed: learned from here on
             ref = getattr(c, name)
             a = np.asarray(arrays[name], dtype=ref.dtype)
             if a.shape != ref.shape:
                 raise ValueError(f"model state {name}: shape {a.shape}, expected {ref.shape}")
             setattr(c, name, a)
+        if "aq" not in arrays:
+            c.aq, c.aqs = c.qlen.copy(), c.qstart.copy()
         return c
 
     # ---- one slot ----------------------------------------------------------------------------
@@ -182,10 +197,14 @@ class CareBatch:
         back = self.was_silenced & ~sil  # an announced absence just ended: start afresh
         if back.any():
             self.qlen[back], self.qstart[back], self.tainted[back] = 0, g, False
+            self.aq[back], self.aqs[back], self.pend[back] = 0, g, 0
             self.ep[back] = 0
             self.woke[back], self.last_sus[back] = True, g  # the day is not judged
         self.was_silenced = sil
 
+        # time in which an incident would start a new quiet spell of this slot's bin
+        hb = k // 4 + 24 * int(weekend(day))
+        self.act_time[:, hb] += obs & (self.aq == 0)
         e = np.where(obs, m - self.b, 0.0).astype(np.float32)
         active = obs & (e > self.theta)
         self.bits = (((self.bits << 1) | active) & 15).astype(np.uint8)
@@ -197,6 +216,7 @@ class CareBatch:
         back = obs & (self.gap >= 4)
         if back.any():
             self.qlen[back], self.qstart[back], self.tainted[back] = 0, g, True
+            self.aq[back], self.aqs[back], self.pend[back] = 0, g, 0
             self.ep[back, G_INACT] = 0
             self.woke[back], self.last_sus[back] = True, g
         self.gap = np.where(obs, 0, self.gap + 1).astype(np.int32)
@@ -204,17 +224,34 @@ class CareBatch:
         if self.spell_log is not None:
             self.spell_log.extend((int(i), int(self.qstart[i]), int(self.qlen[i]))
                                   for i in np.flatnonzero(ended))
-        learn = ended & ~self.tainted & ~sil & (self.days_seen >= 2)
-        if learn.any():
-            self._record_spell(np.flatnonzero(learn))
-        # a spell that raised 주의 or 심각 and ended by itself is learned as normal life; it is
-        # kept aside so that a care worker's "visit" (it was an incident) can take it back
-        held = learn & (self.ep[:, G_INACT] >= 2) & (self.qlen < self.p.absence_h * 4)
-        self.held_bin[held] = spell_bin(self.qstart[held])
-        self.held_len[held] = self.qlen[held]
         self.qlen = np.where(sig, 0, self.qlen + obs).astype(np.int32)
         self.qstart = np.where(sig, g + 1, self.qstart)
-        self.tainted = np.where(sig, False, self.tainted | sil)
+        # the alert clock: activity during a long quiet spell that stays below the strong level
+        # is held for up to bridge_slots slots; if it stops by then (an automatic cycle) the
+        # spell goes on, otherwise it ended where that activity began
+        hold = np.zeros(self.n, bool)
+        if p.bridge_slots > 0:
+            hold = (sig & (e <= self.theta_strong) & (self.pend < p.bridge_slots) &
+                    (np.where(obs, lo - self.b, 0.0) <= self.theta * p.bridge_low) &
+                    (self.aq - self.pend >= int(p.bridge_min_h * 4)))
+        bend = sig & ~hold & (self.aq > 0)
+        alen = np.maximum(self.aq - self.pend, 0).astype(np.int32)  # before the held activity
+        learn = bend & ~self.tainted & ~sil & (self.days_seen >= 2) & (alen > 0)
+        if learn.any():
+            idx = np.flatnonzero(learn)
+            self._record_spell(idx, self.aqs[idx], alen[idx])
+            # a spell long enough to have alerted moves the thresholds: refit them now
+            self.refit[idx[alen[idx] >= self.thr_q[idx, spell_bin(self.aqs[idx]), 0]]] = True
+        # a spell that raised 주의 or 심각 and ended by itself is learned as normal life; it is
+        # kept aside so that a care worker's "visit" (it was an incident) can take it back
+        held = learn & (self.ep[:, G_INACT] >= 2) & (alen < self.p.absence_h * 4)
+        self.held_bin[held] = spell_bin(self.aqs[held])
+        self.held_len[held] = alen[held]
+        quiet_end = sig & ~hold
+        self.aq = np.where(quiet_end, 0, self.aq + obs).astype(np.int32)
+        self.aqs = np.where(quiet_end, g + 1, self.aqs)
+        self.pend = np.where(hold, self.pend + 1, 0).astype(np.int32)
+        self.tainted = np.where(quiet_end, False, self.tainted | sil)
         # the morning: sustained activity (3 of the last 4 slots) marks the day's start, so a
         # water heater on a night timer or a single automatic cycle does not count as waking
         sustained = active & (_POP4[self.bits] >= 3)
@@ -227,21 +264,22 @@ class CareBatch:
         asleep = in_morning & ~self.woke & (self.last_sus < day * SLOTS_PER_DAY + MORNING[0])
         # an open inactivity episode ends with activity; before the day has begun, only with
         # sustained activity
-        closed = (self.ep[:, G_INACT] > 0) & sig & ~asleep
+        closed = (self.ep[:, G_INACT] > 0) & sig & ~hold & ~asleep
         # remember a closed 주의/심각 case: if the home falls quiet again after little activity
         # (an automatic cycle during an absence), the new spell continues that case
-        serious = closed & (self.ep[:, G_INACT] >= 2)
-        self.prev_grade[serious] = self.ep[serious, G_INACT]
+        serious = closed & ((self.ep[:, G_INACT] >= 2) | (
+            (self.prev_grade > 0) & (self.ep_since[:, G_INACT] == self.prev_since)))
+        self.prev_grade[serious] = np.maximum(self.ep[serious, G_INACT], self.prev_grade[serious])
         self.prev_since[serious] = self.ep_since[serious, G_INACT]
         self.prev_end[serious] = g
         self.act_since = np.where(serious, 0, self.act_since + active).astype(np.int32)
         self.ep[closed, G_INACT] = 0
 
         ready = (self.days_seen >= p.min_days) & ~sil & obs
-        sb = spell_bin(self.qstart)
+        sb = spell_bin(self.aqs)
         thr = self.thr_q[np.arange(self.n), sb]
-        gi = (self.qlen[:, None] >= thr).sum(1).astype(np.int8)
-        since = self.qstart.copy()
+        gi = np.where(hold, 0, (self.aq[:, None] >= thr).sum(1)).astype(np.int8)
+        since = self.aqs.copy()
         morning = np.zeros(self.n, bool)
         if in_morning and asleep.any():
             wk = int(weekend(day))
@@ -250,14 +288,13 @@ class CareBatch:
             morning = asleep & (gm >= gi) & (gm > 0)
             since = np.where(morning, self.last_sus + 1, since)
             gi = np.maximum(gi, gm)
-        cont = ((gi > 0) & (self.ep[:, G_INACT] == 0) & (self.prev_grade > 0) &
+        cont = (ready & (gi > 0) & (self.ep[:, G_INACT] == 0) & (self.prev_grade > 0) &
                 (g - self.prev_end < CONTINUE_SLOTS) & (self.act_since < CONTINUE_ACTIVE))
         if cont.any():
-            self.ep[cont, G_INACT] = self.prev_grade[cont]
+            # the case goes on (same episode); the home falling quiet again is notified afresh
             self.ep_since[cont, G_INACT] = self.prev_since[cont]
-            self.prev_grade[cont] = 0
         new = ready & (gi > self.ep[:, G_INACT])
-        opened = new & (self.ep[:, G_INACT] == 0)
+        opened = new & (self.ep[:, G_INACT] == 0) & ~cont
         self.ep_since[opened, G_INACT] = since[opened]
         grade[new, G_INACT] = gi[new]
         self.ep[new, G_INACT] = gi[new]
@@ -294,7 +331,10 @@ class CareBatch:
 
         # the daily refit of thresholds is spread over the day's slots (home i at slot i % 96),
         # so no single slot carries the whole day's work
-        self.derive(np.arange(k, self.n, SLOTS_PER_DAY))
+        rows = np.arange(k, self.n, SLOTS_PER_DAY)
+        if self.refit.any():
+            rows = np.union1d(rows, np.flatnonzero(self.refit))
+        self.derive(rows)
         homes = np.flatnonzero(grade.any(1)).astype(np.int64)
         return StepResult(grade, morning, homes)
 
@@ -303,12 +343,11 @@ class CareBatch:
             -self.tol[np.arange(self.n), group, bins])[:, None]).astype(np.float32)
         return out
 
-    def _record_spell(self, idx: I64) -> None:
-        L = self.qlen[idx]
-        absent = L >= self.p.absence_h * 4
+    def _record_spell(self, idx: I64, start: I64, length: I32) -> None:
+        absent = length >= self.p.absence_h * 4
         self.absences[idx[absent]] += 1.0
-        keep = idx[~absent]
-        self.spell[keep, spell_bin(self.qstart[keep]), len_bin(self.qlen[keep])] += 1.0
+        keep = ~absent
+        self.spell[idx[keep], spell_bin(start[keep]), len_bin(length[keep])] += 1.0
 
     # ---- the end of a day ------------------------------------------------------------------
     def _close_day(self, new_day: int) -> I64:
@@ -317,8 +356,8 @@ class CareBatch:
         lam = np.float32(0.5 ** (1.0 / p.half_life_days))
         gap = max(1, new_day - self.day)
         decay = np.float32(lam ** gap)
-        for h in (self.act_hist, self.spell, self.absences, self.wake_hist, self.on_spell,
-                  self.night_hist, self.energy_hist):
+        for h in (self.act_hist, self.spell, self.act_time, self.absences, self.wake_hist,
+                  self.on_spell, self.night_hist, self.energy_hist):
             h *= decay
         fast = np.float32(0.5 ** (gap / p.level_half_life_days))
         self.lvl_hist *= fast
@@ -379,7 +418,7 @@ class CareBatch:
         return out
 
     # ---- thresholds from the histories -----------------------------------------------------
-    def derive(self, rows: I64) -> None:
+    def derive(self, rows: I64, force: bool = False) -> None:
         """Recompute levels and alert thresholds of ``rows`` from their histories."""
         if rows.size == 0:
             return
@@ -401,7 +440,35 @@ class CareBatch:
         pooled = pool_spells(self.spell[rows], p.other_daytype)
         c = np.asarray(p.c_inactive, np.float32)[None, None, :] * np.exp2(
             -np.tile(self.tol[rows, G_INACT, :], (1, 2)))[:, :, None]
-        self.thr_q[rows] = thresholds(self.p, pooled, months[:, None], c)
+        fit = tail_fit(pooled, months[:, None], p.anchor_k, p.beta_min_h, p.beta_max_h)
+        thr = thresholds(self.p, pooled, months[:, None], c, fit)
+        if p.budget > 0:
+            # 주의 where the false-case budget buys the most (refitted weekly, the costliest
+            # part of the refit, and on the day alerts begin); 관심 no later, 심각 no earlier
+            t2 = self.thr_q[rows, :, 1]
+            sel = np.flatnonzero(force | self.refit[rows] | (self.days_seen[rows] == p.min_days) |
+                                 ((self.day + rows // SLOTS_PER_DAY) % p.alloc_every == 0))
+            if sel.size:
+                r2 = rows[sel]
+                w = 2.0 * (1.0 + p.other_daytype)  # each spell's weight in ``pooled``
+                at = self.act_time[r2].reshape(-1, 2, 24)
+                act = (at + p.other_daytype * at[:, ::-1]).reshape(-1, 48) / (
+                    (1.0 + p.other_daytype) * months[sel, None])
+                cost = np.exp2(np.tile(self.tol[r2, G_INACT, :], (1, 2))).astype(np.float32)
+                # with equal weight for both day types, weekday and weekend bins are pooled
+                # alike: solve the 24 hours once, with half the budget
+                nb = 24 if p.other_daytype == 1.0 else 48
+                f2 = tuple(x[sel, :nb] for x in fit)
+                t = allocate(p, f2, act[:, :nb].astype(np.float32), months[sel],  # type: ignore
+                             p.budget * nb / 48, w, cost[:, :nb])
+                t2[sel] = np.tile(t, (1, 48 // nb))
+            # 관심 keeps its lead on 주의 (at least a slot, as far as its floor allows)
+            lead = np.maximum(thr[..., 1] - thr[..., 0], 1)
+            thr[..., 0] = np.maximum(np.minimum(thr[..., 0], t2 - lead), int(p.floor_h[0] * 4))
+            thr[..., 1] = t2
+            thr[..., 2] = np.maximum(thr[..., 2], t2)
+        self.thr_q[rows] = thr
+        self.refit[rows] = False
         ca = np.asarray(p.c_appliance, np.float32)[None, None, :] * np.exp2(
             -self.tol[rows, G_APPL, :1])[:, :, None]
         self.thr_on[rows] = thresholds(self.p, self.on_spell[rows][:, None, :], months[:, None],
@@ -432,15 +499,17 @@ class CareBatch:
             j = (hour + d) % 24
             t[j] = max(0.0, float(t[j]) + delta * wgt)
         if group == G_INACT:
-            if self.ep[row, group] > 0 and self.qlen[row] > 0:  # still quiet: all is well now
+            if self.ep[row, group] > 0 and self.aq[row] > 0:  # still quiet: all is well now
                 if outcome != "visit" and not self.tainted[row]:
-                    self._record_spell(np.array([row]))  # a normal quiet spell after all
+                    self._record_spell(np.array([row]), self.aqs[row:row + 1],
+                                       self.aq[row:row + 1])  # a normal quiet spell after all
                 self.qlen[row], self.qstart[row] = 0, self.g + 1
+                self.aq[row], self.aqs[row], self.pend[row] = 0, self.g + 1, 0
             elif self.held_len[row] > 0 and outcome == "visit":  # an incident, not normal life
                 cell = (row, self.held_bin[row], len_bin(self.held_len[row:row + 1])[0])
                 self.spell[cell] = max(0.0, float(self.spell[cell]) - 1.0)
             self.held_len[row] = 0
         self.ep[row, group] = 0
-        self.derive(np.array([row]))
+        self.derive(np.array([row]), force=True)
 
 

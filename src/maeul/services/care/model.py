@@ -214,7 +214,7 @@ class HouseholdModel:
             "usual_first_activity": None if wake is None else _clock(S.MORNING[0] + wake),
             "usual_day_kwh": None if days == 0 else round(
                 float(S.level_of_bin(np.array([_median_bin(b.energy_hist[0])]))[0]) * 24, 1),
-            "quiet_now_h": round(int(b.qlen[0]) / 4, 2),
+            "quiet_now_h": round(int(b.aq[0]) / 4, 2),
             "open_grades": {E.GROUPS[i]: int(b.ep[0, i]) for i in range(4)},
         }
 
@@ -267,11 +267,11 @@ class HouseholdModel:
         if group == E.G_INACT:
             if morning:
                 return "no_morning_activity", since, self._morning(g, since, months)
-            q0 = int(b.qstart[0])
-            hours = int(b.qlen[0]) / 4
+            q0 = int(b.aqs[0])
+            hours = int(b.aq[0]) / 4
             sb = int(S.spell_bin(np.array([q0]))[0])
             pooled = S.pool_spells(b.spell[:1], p.other_daytype)[0, sb]
-            rate = S.spell_rate(pooled, months, int(b.qlen[0]), p)
+            rate = S.spell_rate(pooled, months, int(b.aq[0]), p)
             usual = _usual_length(pooled, months, p) / 4
             start = to_datetime(q0 * SLOT_S)
             day = start.weekday()

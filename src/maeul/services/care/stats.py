@@ -56,6 +56,18 @@ class CareParams:
     floor_h: tuple[float, float, float] = (1.0, 2.0, 4.0)
     cap_h: tuple[float, float, float] = (24.0, 30.0, 48.0)
     absence_h: float = 20.0  # quiet spells this long are absences, not everyday life
+    # 주의 thresholds of the quiet-spell detector: this many false cases a month, spread over
+    # the 48 start bins where they shorten incidents' delays most (``allocate``); 0 for one
+    # rate limit (c_inactive) per bin
+    budget: float = 0.7
+    alloc_iter: int = 12  # bisection steps for the budget's price (log10, 0 to 12)
+    alloc_every: int = 7  # days between refits of the allocation
+    # an automatic cycle does not end a quiet spell of at least bridge_min_h hours: activity of
+    # at most bridge_slots slots, no slot strong, and the slot's lowest reading within
+    # bridge_low activity thresholds of standby (the load comes and goes, as a thermostat does)
+    bridge_slots: int = 4
+    bridge_min_h: float = 4.0
+    bridge_low: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,11 +80,15 @@ class CareParams:
         return cls(**kw)
 
 
-def thresholds(p: CareParams, pooled: F32, months: F32, c: F32) -> I32:
+Fit = tuple[F32, I64, F32, F32, F32]
+
+
+def thresholds(p: CareParams, pooled: F32, months: F32, c: F32, fit: Fit | None = None) -> I32:
     """Spell length (slots) at which each grade is reached: where the rate of spells at
     least that long falls below ``c``, read from the histogram and past its data from an
-    exponential tail fitted to the longest spells."""
-    fit = tail_fit(pooled, months, p.anchor_k, p.beta_min_h, p.beta_max_h)
+    exponential tail fitted to the longest spells (``fit``: ``tail_fit`` of the same)."""
+    if fit is None:
+        fit = tail_fit(pooled, months, p.anchor_k, p.beta_min_h, p.beta_max_h)
     T, la, La, Ra, beta = fit
     emp = T / months[..., None]  # (M, S, LB), decreasing along the last axis
     out = np.empty(c.shape, np.int32)
@@ -83,6 +99,63 @@ def thresholds(p: CareParams, pooled: F32, months: F32, c: F32) -> I32:
         L = np.where(lc <= la, LEN_EDGES[np.minimum(lc, NLB - 1)], np.maximum(ext, La))
         L = np.clip(L, p.floor_h[gi] * 4, p.cap_h[gi] * 4)
         out[..., gi] = np.where(cg > 0, np.ceil(L), 1 << 20).astype(np.int32)
+    return out
+
+
+_GRID = 30 * 4  # thresholds are allocated up to 30 h (the 주의 cap) ...
+_STEP = 2  # ... in steps of half an hour
+# spells at least t slots long (t = 0 .. _GRID + 1), linear between the histogram's edges
+_ge = np.arange(_GRID + 2)
+_SEG = np.clip(np.searchsorted(LEN_EDGES, _ge, side="right") - 1, 0, NLB - 2)
+_FR = ((_ge - LEN_EDGES[_SEG]) / (LEN_EDGES[_SEG + 1] - LEN_EDGES[_SEG])).astype(np.float32)
+
+
+def allocate(p: CareParams, fit: Fit, act: F32, months: F32, budget: float,
+             weight: float, cost: F32) -> I32:
+    """주의 thresholds (slots) of the 48 start bins of each row, spending ``budget`` false
+    cases a month where they shorten the delays of incidents most.
+
+    An incident at a random moment either starts a quiet spell (the home was active: ``act``,
+    slots a month of each bin's hour with no spell running) or falls into a spell of bin b at
+    elapsed e, with weight the number of spells longer than e; it is found when the spell
+    reaches the bin's threshold T. Per bin, the expected squared delay D_b(T) (long delays
+    weigh more) plus lambda times the false rate F_b(T) (histogram, then the exponential tail
+    fit, so the longest spell seen is not a wall; ``cost`` weighs a bin's false alerts, from
+    feedback) is minimised; lambda is set per row by bisection so that the false rates add up
+    to ``budget``. ``fit`` is ``tail_fit`` of histograms (rows, bins, NLB) and per-month rates
+    that count each spell ``weight`` times in all."""
+    T, la, La, Ra, beta = fit
+    rows, bins = La.shape
+    m = rows * bins
+    # (slot, row x bin) layout, so that the running sums run over contiguous rows
+    Tt = np.ascontiguousarray(T.reshape(m, NLB).T) / (weight * months.repeat(bins))[None, :]
+    ge = Tt[_SEG] * (1 - _FR)[:, None] + Tt[_SEG + 1] * _FR[:, None]  # per month, spells >= t
+    t = np.arange(_GRID + 2, dtype=np.float32)[:, None]
+    La_, beta_ = La.reshape(1, m), beta.reshape(1, m)
+    tail = (Ra.reshape(1, m) / weight) * np.exp(-np.maximum(t - La_, 0) / beta_)
+    ge = np.where(t > La_, tail, ge).astype(np.float32)
+    gt = ge[1:]  # spells longer than e (e = 0 .. _GRID)
+    e = t[:-1]
+    c1, c2, c3 = (np.cumsum(x, 0) for x in (gt, gt * e, gt * e * e))
+    lo_t, hi_t = max(int(p.floor_h[1] * 4), 1), int(min(p.cap_h[1] * 4, _GRID))
+    sel = np.arange(lo_t, hi_t + 1, _STEP)
+    Tg = e[sel]
+    pre = sel - 1  # sums over e < T
+    D = (Tg * Tg * (act.reshape(1, m) + c1[pre]) - 2 * Tg * c2[pre] + c3[pre])
+    F = ge[sel] * cost.reshape(1, m)
+    D, F = np.ascontiguousarray(D.T), np.ascontiguousarray(F.T)  # (row x bin, T)
+    Tg = Tg[:, 0]
+    each = np.arange(m)
+    lo = np.zeros(rows, np.float32)  # log10 lambda
+    hi = np.full(rows, 12.0, np.float32)
+    for _ in range(p.alloc_iter):
+        mid = (lo + hi) / 2
+        j = (D + np.repeat(10.0 ** mid, bins)[:, None] * F).argmin(1)
+        over = F[each, j].reshape(rows, bins).sum(1) > budget
+        lo = np.where(over, mid, lo)
+        hi = np.where(over, hi, mid)
+    j = (D + np.repeat(10.0 ** hi, bins)[:, None] * F).argmin(1)
+    out: I32 = Tg[j].reshape(rows, bins).astype(np.int32)
     return out
 
 
