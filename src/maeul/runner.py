@@ -32,13 +32,19 @@ def serve(settings: Settings) -> None:
     if settings.workers > 1:
         serve_workers(settings)
         return
-    app = build_app(settings)
-    if settings.mqtt_url:
+    app = _app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False)
+
+
+def _app(settings: Settings, background: bool = True) -> Any:
+    """The app of one process; the one running the background work also runs MQTT ingest."""
+    app = build_app(settings, background=background)
+    if background and settings.mqtt_url:
         from .ingest.mqtt import start_mqtt_ingest
 
         start_mqtt_ingest(app.state.services, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False)
+    return app
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -56,11 +62,7 @@ def _worker(settings: Settings, sock: socket.socket, index: int, ready: int, go:
     when its app is built and waits for the word to serve, so that no worker takes every
     early connection while the others are still starting (a keep-alive client stays on the
     worker that accepted it)."""
-    app = build_app(settings, background=index == 0)
-    if index == 0 and settings.mqtt_url:
-        from .ingest.mqtt import start_mqtt_ingest
-
-        start_mqtt_ingest(app.state.services, settings)
+    app = _app(settings, background=index == 0)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     os.write(ready, b"r")
     if os.read(go, 1) != b"g":  # the parent is gone

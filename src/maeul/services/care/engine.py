@@ -459,7 +459,7 @@ class CareBatch:
                 # alike: solve the 24 hours once, with half the budget
                 nb = 24 if p.other_daytype == 1.0 else 48
                 f2 = tuple(x[sel, :nb] for x in fit)
-                t = allocate(p, f2, act[:, :nb].astype(np.float32), months[sel],  # type: ignore
+                t = allocate(p, f2, act[:, :nb].astype(np.float32), months[sel],  # type: ignore[arg-type]
                              p.budget * nb / 48, w, cost[:, :nb])
                 t2[sel] = np.tile(t, (1, 48 // nb))
             # 관심 keeps its lead on 주의 (at least a slot, as far as its floor allows)
