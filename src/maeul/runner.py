@@ -104,6 +104,21 @@ def _await_ready(ready: int, children: dict[int, int]) -> bool:
     return True
 
 
+def _prepare_store(settings: Settings) -> None:
+    """Create or migrate the store once, before the workers open it together: N processes
+    creating one schema at the same moment would race (SQLite's switch to WAL, PostgreSQL's
+    CREATE ... IF NOT EXISTS on one new table). A store that cannot be opened ends here."""
+    from .hub.store.base import open_store
+
+    try:
+        store = open_store(settings.store_url, synchronous=settings.sqlite_synchronous,
+                           group_commit_max=settings.group_commit_max, pool_size=1,
+                           postgis=settings.pg_postgis)
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, then exit 1
+        raise SystemExit(f"maeul: cannot open the store {settings.store_url}: {exc}") from None
+    store.close()
+
+
 def serve_workers(settings: Settings) -> None:
     """Fork ``settings.workers`` workers on one socket and wait; when one ends, stop all."""
     try:
@@ -111,6 +126,7 @@ def serve_workers(settings: Settings) -> None:
     except OSError as exc:
         raise SystemExit(f"maeul: cannot listen on {settings.host}:{settings.port}: {exc}"
                          ) from None
+    _prepare_store(settings)
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     children: dict[int, int] = {}

@@ -479,6 +479,58 @@ def test_restart_keeps_everything(store_url: str) -> None:
 # -- concurrency ------------------------------------------------------------------------------
 
 
+_OPEN_AT = """
+import sys, time
+from maeul.hub.store.base import open_store
+url, at, n = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+time.sleep(max(0.0, at - time.time()))
+s = open_store(url)
+s.write(lambda tx: tx.put_json("k", "t1", n, {"n": n}))
+s.close()
+"""
+
+
+def test_sqlite_open_waits_while_another_connection_writes(tmp_path: Any) -> None:
+    """A file not yet in WAL mode, written by another connection: the switch to WAL answers
+    "database is locked" at once, without SQLite's busy handler. Opening must wait, as it did
+    not when two `maeul serve` workers created one store together."""
+    import sqlite3
+
+    path = tmp_path / "hub.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t(x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    s = open_store(f"sqlite:///{path}")
+    try:
+        create(s, "t1", ent("urn:a"))
+        assert ids(s.query_entities("t1", EntityFilter())) == ["urn:a"]
+    finally:
+        s.close()
+        other.close()
+
+
+def test_processes_opening_one_new_store_at_once_all_succeed(store_url: str) -> None:
+    """`maeul serve --workers`, or `maeul import` started beside a starting server: several
+    processes create the schema of one new store at the same moment (on SQLite, switching
+    a new file to WAL can answer "database is locked" without waiting)."""
+    import subprocess
+    import sys
+
+    at = time.time() + 4  # every process has imported maeul by then, and opens together
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, store_url, str(at), str(i)],
+                              stderr=subprocess.PIPE, text=True) for i in range(5)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 5, "\n".join(errors)
+    s = open_store(store_url)
+    try:
+        assert {s.reader().get_json("k", "t1", str(i))["n"] for i in range(5)} == {
+            str(i) for i in range(5)}
+    finally:
+        s.close()
+
+
 def test_concurrent_creates_all_succeed(store: Store) -> None:
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
