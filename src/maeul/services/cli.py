@@ -42,6 +42,19 @@ def add_parsers(sub: Any, add_common: Any) -> None:
     sb.add_argument("--end", type=float, help="override the configuration's end time (s)")
     sb.add_argument("--seed-start", type=int, default=0,
                     help="first seed (tuning used 100 and up; reports use 0..N-1)")
+    sb.add_argument("--tuning-dir", type=Path, default=Path("var/signals/tuned"),
+                    help="where the 'tuned' controller keeps each network's chosen weights")
+    st = ssub.add_parser("tune", help="choose delaypressure's weights for networks by "
+                         "simulation (the 'tuned' controller)")
+    st.add_argument("--net", type=Path, action="append", required=True,
+                    help="a .sumocfg file or a RESCO network name (repeatable)")
+    st.add_argument("--workers", type=int, default=2,
+                    help="parallel simulations (one per process)")
+    st.add_argument("--end", type=float,
+                    help="override the configuration's end time (s); not cached")
+    st.add_argument("--tuning-dir", type=Path, default=Path("var/signals/tuned"),
+                    help="where the chosen weights are kept")
+    st.add_argument("--json", action="store_true", help="print JSON lines only")
 
 
 def add_civic_parsers(sub: Any) -> None:
@@ -77,6 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     module, fn = {
         ("care", "eval"): ("care.evaluation", "cli_eval"),
         ("signals", "bench"): ("signals.bench", "cli_bench"),
+        ("signals", "tune"): ("signals.tuning", "cli_tune"),
         ("civic", "classify"): ("civic.cli", "cli_classify"),
         ("civic", "ask"): ("civic.answer", "cli_ask"),
         ("civic", "eval"): ("civic.evaluation", "cli_eval"),

@@ -77,3 +77,47 @@ def make_scenario(tmp_path: Path):  # type: ignore[no-untyped-def]
         return build(tmp_path / f"s{next(count)}", **kw)  # type: ignore[arg-type]
 
     return make
+
+
+# two lights joined by a short link (C1 -> C2), each with a cross street
+PAIR_NODES = """<nodes>
+  <node id="W" x="-300" y="0"/><node id="C1" x="0" y="0" type="traffic_light"/>
+  <node id="C2" x="{gap}" y="0" type="traffic_light"/><node id="E" x="{east}" y="0"/>
+  <node id="N1" x="0" y="300"/><node id="S1" x="0" y="-300"/>
+  <node id="N2" x="{gap}" y="300"/><node id="S2" x="{gap}" y="-300"/>
+</nodes>"""
+PAIR_EDGES = """<edges>
+  <edge id="WC1" from="W" to="C1" numLanes="1" speed="13.9"/>
+  <edge id="C1C2" from="C1" to="C2" numLanes="1" speed="13.9"/>
+  <edge id="C2E" from="C2" to="E" numLanes="1" speed="13.9"/>
+  <edge id="N1C1" from="N1" to="C1" numLanes="1" speed="13.9"/>
+  <edge id="C1S1" from="C1" to="S1" numLanes="1" speed="13.9"/>
+  <edge id="N2C2" from="N2" to="C2" numLanes="1" speed="13.9"/>
+  <edge id="C2S2" from="C2" to="S2" numLanes="1" speed="13.9"/>
+</edges>"""
+PAIR_ROUTES = """<routes>
+  <vType id="car" vClass="passenger"/>
+  <flow id="we" type="car" begin="0" end="{end}" vehsPerHour="{we}" from="WC1" to="C2E"/>
+  <flow id="ns1" type="car" begin="0" end="{end}" vehsPerHour="{ns1}" from="N1C1" to="C1S1"/>
+  <flow id="ns2" type="car" begin="0" end="{end}" vehsPerHour="{ns2}" from="N2C2" to="C2S2"/>
+</routes>"""
+
+
+def build_pair(tmp: Path, gap: float = 30.0, end: int = 600, we: int = 700, ns1: int = 200,
+               ns2: int = 900) -> Path:
+    """Two signalised crossings `gap` metres apart: the link between them holds a few cars."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "n.nod.xml").write_text(PAIR_NODES.format(gap=gap, east=gap + 300))
+    (tmp / "e.edg.xml").write_text(PAIR_EDGES)
+    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
+                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
+                   cwd=tmp, check=True, capture_output=True)
+    (tmp / "routes.rou.xml").write_text(PAIR_ROUTES.format(end=end, we=we, ns1=ns1, ns2=ns2))
+    cfg = tmp / "pair.sumocfg"
+    cfg.write_text(CFG.format(end_opt=f'<end value="{end}"/>', extra_cfg=""))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def light_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_pair(tmp_path_factory.mktemp("pair"))

@@ -174,3 +174,103 @@ def test_config_without_end_runs_to_the_last_departure(make_scenario: Any,
     (cfg.parent / "routes.rou.xml").unlink()
     with pytest.raises(TwinError, match="route file not found"):
         read_config(cfg)
+
+
+def test_links_into_a_full_exit_are_held_red() -> None:
+    from maeul.services.signals.controllers import exit_blocked
+
+    # one green serves three signal indices; index 1 controls two connections (o1 and o2),
+    # index 2 leads into a short link to the next light (o3)
+    states = ["GGG", "yyy", "rrG", "rry"]
+    inter = Intersection("X", "0", states, [30.0, 3.0, 30.0, 3.0], [0, 2],
+                         [("i0", "o0"), ("i1", "o1"), ("i2", "o3")], ["i0", "i1", "i2"],
+                         ["o0", "o1", "o3"], [["i0", "i1", "i2"], ["i2"]],
+                         [["o0", "o1", "o3"], ["o3"]],
+                         exits=[["o0"], ["o1", "o2"], ["o3"]], extra_out=["o2"],
+                         room_length={"o3": 20.0}, short_out=["o3"])
+    free = LaneState(room=5.0, room_halted=5.0)
+    lanes = {"o0": free, "o1": free, "o2": free, "o3": LaneState(room=2.0, room_halted=2.0)}
+    obs = Observation(0.0, 0, 20.0, lanes)
+    assert exit_blocked(inter, obs, 0) == frozenset()
+    assert exit_blocked(inter, obs, 1) == frozenset()
+    # halted vehicles fill o0: index 0 is held; o2 full holds index 1 although o1 has room
+    lanes["o0"] = LaneState(room=0.5, room_halted=0.5)
+    lanes["o2"] = LaneState(room=0.0, room_halted=0.0)
+    assert exit_blocked(inter, obs, 0) == {0, 1}
+    # on a long exit moving vehicles are leaving: not held while halted ones leave room
+    lanes["o0"] = LaneState(room=0.5, room_halted=3.0)
+    assert exit_blocked(inter, obs, 0) == {1}
+    # on a short link to the next light they are about to stop there: every vehicle counts
+    lanes["o3"] = LaneState(room=0.5, room_halted=2.0)
+    assert exit_blocked(inter, obs, 0) == {1, 2}
+    # the rule is a guard of ours: off, nothing is held
+    assert DelayPressure().hold(inter, obs, 0) == frozenset()  # off by default
+    assert DelayPressure(gate=True).hold(inter, obs, 0) == {1, 2}
+    # a state with held links still reads as its green; a yellow does not
+    assert inter.shown(0, frozenset({1, 2})) == "Grr"
+    assert inter.phase_of("Grr") == 0 and inter.phase_of("GGG") == 0
+    assert inter.phase_of("rrG") == 1 and inter.phase_of("rrr") is None
+    assert inter.phase_of("Gyr") is None  # a yellow (between greens, or holding a link)
+
+
+def _pair_run(cfg: Path, ctl: DelayPressure, out: Path) -> tuple[list[bool], list[str], int]:
+    """Per step at C1: whether the guard's rule holds the link into the short link C1->C2
+    (the twin's own reading of its room), and the state that link shows; and the longest
+    standstill of a vehicle inside C1's junction box."""
+    full: list[bool] = []
+    shown: list[str] = []
+    longest = [0]
+    seen: dict[str, Intersection] = {}
+
+    class Spy(type(ctl)):  # type: ignore[misc]
+        def reset(self, intersections: list[Intersection]) -> None:
+            seen.update({i.id: i for i in intersections})
+
+    spy = Spy(gate=ctl.gate)
+
+    def watch(conn: Any, now: float) -> None:
+        from maeul.services.signals.controllers import exit_blocked
+        from maeul.services.signals.twin import observe_exits
+
+        inter = seen["C1"]
+        k = next(i for i, (a, b) in enumerate(inter.links) if a == "WC1_0" and b == "C1C2_0")
+        state = conn.trafficlight.getRedYellowGreenState("C1")
+        g = next(g for g in range(len(inter.greens)) if inter.green_state(g)[k] in "Gg")
+        obs = Observation(now, g, 0.0, observe_exits(conn, inter, inter.short_out))
+        full.append(k in exit_blocked(inter, obs, g))
+        shown.append(state[k])
+        for lane in (v for chain in inter.via for v in chain):
+            for v in conn.lane.getLastStepVehicleIDs(lane):
+                longest[0] = max(longest[0], int(conn.vehicle.getWaitingTime(v)))
+
+    simulate(cfg, spy, out, on_step=watch)
+    return full, shown, longest[0]
+
+
+def test_short_link_between_two_lights_is_not_fed_while_full(light_pair: Path,
+                                                              tmp_path: Path) -> None:
+    import sumolib
+
+    conf = read_config(light_pair)
+    conn = open_sumo(["-c", str(light_pair), "--no-step-log", "true"])
+    try:
+        net = sumolib.net.readNet(str(conf.path.parent / conf.net_files[0]))
+        by_id = {i.id: i for i in discover(conn, net, 75.0)}
+    finally:
+        conn.close()
+    # found from the network: the link between the lights ends at C2 before 50 m
+    c1 = by_id["C1"]
+    assert c1.short_out == ["C1C2_0"] and by_id["C2"].short_out == []
+    assert c1.short_links == {k for k, e in enumerate(c1.exits) if "C1C2_0" in e}
+    full, shown, _ = _pair_run(light_pair, DelayPressure(gate=True), tmp_path / "on.xml")
+    inter_short = sum(full)
+    assert inter_short > 20  # the short link really filled up while C2 served its cross street
+    # the rule: once the short link is full, the link into it turns yellow (3 s) and then red
+    # until there is room again; it never jumps from green to red
+    late = [t for t in range(5, len(full)) if all(full[t - 5:t + 1]) and shown[t] in "Gg"]
+    assert late == []
+    jumps = [t for t in range(1, len(shown)) if shown[t - 1] in "Gg" and shown[t] == "r"]
+    assert jumps == []
+    # without the guard the light keeps feeding the full link
+    full0, shown0, _ = _pair_run(light_pair, DelayPressure(gate=False), tmp_path / "off.xml")
+    assert [t for t in range(5, len(full0)) if all(full0[t - 5:t + 1]) and shown0[t] in "Gg"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from .controllers import make
 from .metrics import trip_metrics
+from .tuning import DEFAULT_DIR
 from .twin import TwinError, read_config
 
 # Best average delay (s) over all methods in RESCO's published results (Ault & Sharon 2021).
@@ -23,15 +24,20 @@ RESCO_BEST = {"ingolstadt1": 20.90, "ingolstadt7": 31.19, "ingolstadt21": 59.64,
 FIELDS = ("delay", "trip_time", "waiting_time", "throughput", "co2_kg")
 
 
-def run_one(job: tuple[str, str, int, float | None]) -> dict[str, Any]:
+#: one simulation: network, controller name, seed, end override, parameters (for ``tuned``)
+Job = tuple[str, str, int, float | None, dict[str, float] | None]
+
+
+def run_one(job: Job) -> dict[str, Any]:
     """One simulation in its own process (libsumo allows one simulation per process)."""
     from .runner import simulate
 
-    net, ctl, seed, end = job
+    net, ctl, seed, end, params = job
     with tempfile.TemporaryDirectory(prefix="maeul-bench-") as tmp:
-        res = simulate(net, make(ctl), Path(tmp) / "tripinfo.xml", seed=seed, end=end)
+        res = simulate(net, make(ctl, params), Path(tmp) / "tripinfo.xml", seed=seed, end=end)
         m = trip_metrics(res.tripinfo, res.end)
-    row: dict[str, Any] = {"net": net, "controller": ctl, "seed": seed, **m.as_dict()}
+    row: dict[str, Any] = {"net": net, "controller": ctl, "seed": seed, "params": params,
+                           **m.as_dict()}
     n = max(1, res.decisions)
     # per intersection and decision: reading its detectors and choosing, and choosing alone
     row["decision_us"] = 1e6 * (res.observe_seconds + res.decide_seconds) / n
@@ -39,7 +45,7 @@ def run_one(job: tuple[str, str, int, float | None]) -> dict[str, Any]:
     return row
 
 
-def run_jobs(jobs: list[tuple[str, str, int, float | None]], workers: int) -> list[dict[str, Any]]:
+def run_jobs(jobs: list[Job], workers: int) -> list[dict[str, Any]]:
     if workers <= 1:
         return [run_one(j) for j in jobs]
     # spawn and one task per child: a fresh interpreter for every libsumo simulation
@@ -68,6 +74,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s["delay_ratio_fixed"] = (s["delay_mean"] / statistics.fmean(r["delay"] for r in fixed)
                                   if fixed else None)
         s["resco_best_delay"] = RESCO_BEST.get(display_name(net))
+        if sel[0].get("params") is not None:
+            s["params"] = sel[0]["params"]
         out.append(s)
     return out
 
@@ -123,9 +131,22 @@ def cli_bench(settings: Any, args: argparse.Namespace) -> int:
     end = args.end
     # tuning used seeds from 100 on, reports use 0..N-1 (--seed-start, when the parser has it)
     first = int(getattr(args, "seed_start", 0) or 0)
-    jobs = [(n, c, seed, end) for n in nets for c in ctls
-            for seed in range(first, first + args.seeds)]
     try:
+        tuned: dict[str, Any] = {}
+        if "tuned" in ctls:  # choose each network's weights first (or read the cached choice)
+            from .tuning import tune_many
+
+            tuned = tune_many(nets, workers, Path(getattr(args, "tuning_dir", DEFAULT_DIR)),
+                              end=end, log=sys.stderr)
+            report = set(range(first, first + args.seeds))
+            if any(report & set(t.seeds) for t in tuned.values()):
+                print("maeul signals bench: the report seeds overlap the tuning seeds "
+                      f"({', '.join(map(str, tuned[nets[0]].seeds))}); use --seed-start "
+                      "to keep them apart", file=sys.stderr)
+                return 2
+        jobs: list[Job] = [(n, c, seed, end, tuned[n].best if c == "tuned" else None)
+                           for n in nets for c in ctls
+                           for seed in range(first, first + args.seeds)]
         rows = run_jobs(jobs, workers)
     except TwinError as exc:
         print(f"maeul signals bench: {exc}", file=sys.stderr)

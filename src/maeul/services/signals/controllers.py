@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .twin import GREEN, Controller, Intersection, LaneState, Observation
 
-CONTROLLERS = ("fixed", "actuated", "maxpressure", "maxpressure-guard", "delaypressure")
+CONTROLLERS = ("fixed", "actuated", "maxpressure", "maxpressure-guard", "delaypressure",
+               "tuned")
 
 
 class _Base:
@@ -155,6 +156,29 @@ def clear_box(inter: Intersection, obs: Observation, scores: list[float], pick: 
     return obs.current
 
 
+def exit_blocked(inter: Intersection, obs: Observation, g: int) -> frozenset[int]:
+    """Links of green g to hold red: their outgoing lane has no room for one more vehicle.
+
+    A vehicle that enters the junction towards a full exit stops inside it, where it blocks
+    the links that cross its path; with two lights a few metres apart the queue behind it
+    can reach back into the first junction and lock both (traced on ingolstadt21)."""
+    state = inter.green_state(g)
+    lanes = obs.lanes
+    held = []
+    for k, (_a, b) in enumerate(inter.links):
+        if k >= len(state) or state[k] not in GREEN:
+            continue
+        for lane in inter.exits[k] if k < len(inter.exits) else [b]:
+            st = lanes.get(lane)
+            if st is None:
+                continue
+            # on a short link to the next light a moving vehicle is about to stop there too
+            if (st.room if lane in inter.short_out else st.room_halted) < BLOCKED:
+                held.append(k)
+                break
+    return frozenset(held)
+
+
 # below this many vehicles of room an outgoing lane counts as full
 BLOCKED = 1.0
 
@@ -163,16 +187,24 @@ BLOCKED = 1.0
 class _Guarded(_Base):
     """Pressure rules with our guards, in order of precedence: no approach waits beyond
     ``max_red`` (``starving``), vehicles inside the junction are not stranded (``clear_box``),
-    and a movement into a full outgoing lane gets no credit (``scores``).
+    and a movement into a full outgoing lane gets no credit (``scores``); within the chosen
+    green, the twin shows red the links whose exit is full (``hold``, ``exit_blocked``).
 
     Applying clear_box to starvation's forced greens as well cost 1.6 s of delay on cologne3
     and 2.6 s on cologne1 (tuning seeds), with no lock-up either way."""
 
     max_red: float = 60.0
     box: bool = True
+    # off by default: it ended ingolstadt21's lock-ups (163 -> 70.8 s) but gridlocked
+    # Bologna's acosta (349 -> 1186 s); the `tuned` controller switches it on per network
+    gate: bool = False
 
     def scores(self, inter: Intersection, obs: Observation) -> list[float]:
         raise NotImplementedError
+
+    def hold(self, inter: Intersection, obs: Observation, g: int) -> frozenset[int]:
+        """Links of green g the twin shows red (after a yellow) while their exit is full."""
+        return exit_blocked(inter, obs, g) if self.gate else frozenset()
 
     def choose(self, inter: Intersection, obs: Observation) -> int:
         sc = self.scores(inter, obs)
@@ -249,9 +281,18 @@ class DelayPressure(_Guarded):
         return res
 
 
-def make(name: str) -> Controller | None:
-    """A controller by name; 'fixed' is None (the network's own programs run untouched)."""
+def make(name: str, params: dict[str, float] | None = None) -> Controller | None:
+    """A controller by name; 'fixed' is None (the network's own programs run untouched).
+
+    'tuned' is delaypressure with the weights ``params`` chosen for the network by
+    ``tuning.tune_many`` (without them, delaypressure's defaults)."""
     name = name.strip().lower()
+    if params is not None and name != "tuned":
+        raise ValueError(f"controller {name!r} takes no parameters")
+    if name == "tuned":
+        from .tuning import check_params
+
+        return DelayPressure(**check_params(params or {}), name="tuned")  # type: ignore[arg-type]
     if name == "fixed":
         return None
     if name == "actuated":

@@ -51,9 +51,41 @@ class Intersection:
     # per green: for each incoming lane it serves, the outgoing lanes it feeds in that green
     phase_links: list[dict[str, list[str]]] = field(default_factory=list)
     via: list[list[str]] = field(default_factory=list)  # per signal index: lanes inside it
+    # per signal index: every outgoing lane of its connections (one index may control
+    # several, e.g. a straight and a right turn from two lanes); `links` keeps the first
+    exits: list[list[str]] = field(default_factory=list)
+    extra_out: list[str] = field(default_factory=list)  # exits not in out_lanes, watched too
+    # exits whose watched stretch ends at another light before spill_length (a short link
+    # between two lights) and the signal indices leading into them: watched every step
+    short_out: list[str] = field(default_factory=list)
+    short_links: frozenset[int] = frozenset()
 
     def green_state(self, g: int) -> str:
         return self.states[self.greens[g]]
+
+    def shown(self, g: int, held: frozenset[int] = frozenset(),
+              clearing: frozenset[int] = frozenset()) -> str:
+        """Green g as shown: links held red (their exit is full) 'r', links being held 'y'."""
+        state = self.green_state(g)
+        if not held and not clearing:
+            return state
+        return "".join("r" if k in held else "y" if k in clearing else c
+                       for k, c in enumerate(state))
+
+    def phase_of(self, state: str) -> int | None:
+        """The green a shown state belongs to: its own state, or it with some of its green
+        links held red (``shown``); None during any yellow and for other states."""
+        for g in range(len(self.greens)):
+            if self.green_state(g) == state:
+                return g
+        if "y" in state or not any(c in GREEN for c in state):
+            return None
+        for g in range(len(self.greens)):
+            gs = self.green_state(g)
+            if len(gs) == len(state) and all(a == b or (a in GREEN and b == "r")
+                                             for a, b in zip(gs, state, strict=True)):
+                return g
+        return None
 
     def yellow_between(self, a: int, b: int) -> str:
         """The network's yellow after green a, with every link that loses green turned yellow.
@@ -193,9 +225,10 @@ def discover(conn: Any, net: Any, detect_length: float,
                 seen_states.add(s)
         if len(greens) < 2:
             continue
-        links, via = [], []
+        links, via, exits = [], [], []
         for group in conn.trafficlight.getControlledLinks(tid):
             links.append((group[0][0], group[0][1]) if group else ("", ""))
+            exits.append(sorted({c[1] for c in group if c[1]}))
             via.append(_internal_chain(conn, group[0][2]) if group and len(group[0]) > 2
                        else [])
         in_lanes = sorted({a for a, _ in links if a})
@@ -212,12 +245,18 @@ def discover(conn: Any, net: Any, detect_length: float,
                     feeds[a].append(b)
             phase_links.append(feeds)
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
-                             phase_in, phase_out, phase_links=phase_links, via=via)
+                             phase_in, phase_out, phase_links=phase_links, via=via,
+                             exits=exits,
+                             extra_out=sorted({b for e in exits for b in e} - set(out_lanes)))
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
-        for lane in out_lanes:
+        for lane in out_lanes + inter.extra_out:
             segs, watched = extend_downstream(lane, net, spill_length, tls_nodes)
             inter.downstream[lane], inter.room_length[lane] = segs, watched
+            if watched < spill_length - 0.01:  # (a walk that went the whole way sums to it)
+                inter.short_out.append(lane)
+        short = set(inter.short_out)
+        inter.short_links = frozenset(k for k, e in enumerate(exits) if short & set(e))
         result.append(inter)
     return result
 
@@ -291,7 +330,6 @@ def observe_lanes(conn: Any, inter: Intersection) -> dict[str, LaneState]:
     """Incoming lanes with their upstream extension; outgoing lanes (queue and count of the
     lane itself, as max-pressure defines them) with the room left downstream."""
     lanes: dict[str, LaneState] = {}
-    L = conn.lane
     outs = set(inter.out_lanes)
     for lane, segs in inter.detect.items():
         st = LaneState()
@@ -306,7 +344,16 @@ def observe_lanes(conn: Any, inter: Intersection) -> dict[str, LaneState]:
                     st.head_to = link[0]
                     break
         lanes[lane] = st
-    for lane in inter.out_lanes:
+    observe_exits(conn, inter, inter.out_lanes + inter.extra_out, lanes)
+    return lanes
+
+
+def observe_exits(conn: Any, inter: Intersection, exits: list[str],
+                  lanes: dict[str, LaneState] | None = None) -> dict[str, LaneState]:
+    """Outgoing lanes: their own queue and count, and the room left in the watched stretch."""
+    L = conn.lane
+    lanes = {} if lanes is None else lanes
+    for lane in exits:
         segs = inter.downstream.get(lane, [Segment(lane, 0.0)])
         span = LaneState()
         used = sum(_segment(conn, seg, span, False) for seg in segs)

@@ -227,11 +227,9 @@ class DetectorPublisher:
                 a.passed += 1
                 a.delay_sum += max(0.0, veh_api.getTimeLoss(v) - entry)
         for tls, inter in self.inters.items():
-            state = conn.trafficlight.getRedYellowGreenState(tls)
-            for g in range(len(inter.greens)):
-                if inter.green_state(g) == state:
-                    self.green_time[tls][g] += 1.0
-                    break
+            g = inter.phase_of(conn.trafficlight.getRedYellowGreenState(tls))
+            if g is not None:  # a green, possibly with links held red (full exits)
+                self.green_time[tls][g] += 1.0
         if t - self.period_start >= self.period - 1e-6:
             self.publish(conn, t, signal_info)
 
@@ -290,8 +288,9 @@ class DetectorPublisher:
     def _signal_payload(self, conn: Any, inter: Intersection, t: float,
                         info: dict[str, Any]) -> dict[str, Any]:
         state = conn.trafficlight.getRedYellowGreenState(inter.id)
-        current = next((g for g in range(len(inter.greens)) if inter.green_state(g) == state),
-                       info.get("phase"))
+        current = inter.phase_of(state)
+        if current is None:
+            current = info.get("phase")
         out: dict[str, Any] = {
             "observedAt": _iso(datetime.now(UTC)),
             "signalState": state,

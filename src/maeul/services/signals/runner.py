@@ -23,6 +23,7 @@ from .twin import (
     automatic,
     discover,
     inside_junction,
+    observe_exits,
     observe_lanes,
     open_sumo,
     read_config,
@@ -132,20 +133,50 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
     active: set[str] = set()
     next_decision = now + timing.decision
 
-    def change(inter: Intersection, s: _Signal, to: int, t: float, reason: str) -> None:
+    def change(inter: Intersection, s: _Signal, to: int, t: float, reason: str,
+               held_next: frozenset[int] = frozenset()) -> None:
         if not approval(Proposal(inter.id, t, s.green, to, reason)):
             return
-        for k, c in enumerate(inter.green_state(s.green)[:len(s.last_green)]):
+        for k, c in enumerate(s.shown(inter)[:len(s.last_green)]):
             if c in GREEN:  # these links were green until now
                 s.last_green[k] = t
-        state = inter.yellow_between(s.green, to)
-        TL.setRedYellowGreenState(inter.id, state)
+        state = list(inter.yellow_between(s.green, to))
+        for k in s.held:  # held red: stays red through the yellow
+            state[k] = "r"
+        for k in s.clearing | held_next:  # green now, held in the next green: clears
+            if state[k] in GREEN:
+                state[k] = "y"
+        shown = "".join(state)
+        TL.setRedYellowGreenState(inter.id, shown)
+        s.held, s.clearing, s.clear_until, s.held_next = (frozenset(), frozenset(), None,
+                                                          held_next)
+        s.decided = held_next
         s.yellow_until, s.target = t + timing.yellow, to
         result.changes += 1
         if record:
-            result.log.append((t, inter.id, state, "yellow"))
+            result.log.append((t, inter.id, shown, "yellow"))
         if hook is not None:
             hook(inter.id, to, reason)
+
+    def hold(inter: Intersection, s: _Signal, new: frozenset[int], t: float) -> None:
+        """Hold red the links of the current green whose exit is full (after a yellow);
+        release at once those whose exit has room again."""
+        added = new - s.held - s.clearing
+        if new == s.held or (not added and s.held <= new):
+            return
+        s.held = s.held & new
+        if added:
+            for k in added:
+                s.last_green[k] = t
+            s.clearing, s.clear_until = added, t + timing.yellow
+        state = s.shown(inter)
+        TL.setRedYellowGreenState(inter.id, state)
+        if record:
+            result.log.append((t, inter.id, state, "hold"))
+
+    # the exit hold (``_Guarded.gate``): only a controller that has it switched on pays for
+    # reading short links every step
+    holds = getattr(ctl, "hold", None) if getattr(ctl, "gate", False) else None
 
     while now < stop:
         conn.simulationStep()
@@ -156,9 +187,15 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
             s = sig[inter.id]
             if s.yellow_until is not None and now >= s.yellow_until:
                 s.green, s.since, s.yellow_until = s.target, now, None
-                TL.setRedYellowGreenState(inter.id, inter.green_state(s.green))
+                s.held, s.held_next = s.held_next, frozenset()
+                TL.setRedYellowGreenState(inter.id, s.shown(inter))
                 if record:
-                    result.log.append((now, inter.id, inter.green_state(s.green), "green"))
+                    result.log.append((now, inter.id, s.shown(inter), "green"))
+            elif s.clear_until is not None and now >= s.clear_until:
+                s.held, s.clearing, s.clear_until = s.held | s.clearing, frozenset(), None
+                TL.setRedYellowGreenState(inter.id, s.shown(inter))
+                if record:
+                    result.log.append((now, inter.id, s.shown(inter), "hold"))
         preempted: set[str] = set()
         if emergency:
             for v in conn.simulation.getDepartedIDList():
@@ -175,6 +212,18 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
                         continue
                     if now - s.since >= timing.min_green_s:
                         change(inter, s, serving[0], now, "emergency")
+        if holds is not None:
+            # short links between two lights fill in seconds: their exits are read every step
+            t0 = time.perf_counter()
+            for inter in inters:
+                s = sig[inter.id]
+                if (not inter.short_out or inter.id in preempted or s.yellow_until is not None
+                        or s.clear_until is not None):
+                    continue
+                obs = Observation(now, s.green, now - s.since,
+                                  observe_exits(conn, inter, inter.short_out))
+                hold(inter, s, (s.decided - inter.short_links) | holds(inter, obs, s.green), now)
+            result.observe_seconds += time.perf_counter() - t0
         if now + 1e-6 < next_decision:
             continue
         next_decision += timing.decision
@@ -188,11 +237,17 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
                               inside_junction(conn, inter))
             t1 = time.perf_counter()
             to = ctl.choose(inter, obs)
-            result.decide_seconds += time.perf_counter() - t1
-            result.observe_seconds += t1 - t0
-            result.decisions += 1
             if not 0 <= to < len(inter.greens):
                 raise TwinError(f"controller {ctl.name} chose phase {to} at {inter.id}, "
                                 f"which has {len(inter.greens)} greens")
-            if to != s.green and now - s.since >= timing.min_green_s:
-                change(inter, s, to, now, "controller")
+            switch = to != s.green and now - s.since >= timing.min_green_s
+            held = (holds(inter, obs, to if switch else s.green) if holds is not None
+                    else frozenset())
+            result.decide_seconds += time.perf_counter() - t1
+            result.observe_seconds += t1 - t0
+            result.decisions += 1
+            if switch:
+                change(inter, s, to, now, "controller", held)
+            elif holds is not None and s.clear_until is None:
+                s.decided = held
+                hold(inter, s, held, now)

@@ -129,6 +129,8 @@ class _Gate:
 
     def __init__(self, service: SignalService, inner: Controller) -> None:
         self.s, self.inner, self.name = service, inner, inner.name
+        # the inner rule's hold of links into full exits (a guard, not a plan change)
+        self.hold = getattr(inner, "hold", None)
 
     def reset(self, intersections: list[Intersection]) -> None:
         self.s.intersections = {i.id: i for i in intersections}
@@ -305,8 +307,7 @@ class SignalService:
                                                             self.timing.detect_length)}
         for tls, inter in self.intersections.items():
             state = conn.trafficlight.getRedYellowGreenState(tls)
-            phase = next((g for g in range(len(inter.greens)) if inter.green_state(g) == state),
-                         None)
+            phase = inter.phase_of(state)
             self._info[tls] = {"controller": self.model_version.split("@")[0],
                                "modelVersion": self.model_version,
                                "approvalPolicy": self.policy, "phase": phase}

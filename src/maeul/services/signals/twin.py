@@ -34,13 +34,14 @@ from .lights import (
     inside_junction,
     is_green_phase,
     light_nodes,
+    observe_exits,
     observe_lanes,
 )
 
 # discovery and observation live in lights.py; importing them from here keeps working
 __all__ = ["GREEN", "MIN_GAP", "Intersection", "LaneState", "Observation", "Segment",
            "discover", "extend_downstream", "extend_upstream", "inside_junction",
-           "is_green_phase", "light_nodes", "observe_lanes"]
+           "is_green_phase", "light_nodes", "observe_exits", "observe_lanes"]
 
 RESCO_NAMES = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7",
                "ingolstadt21", "grid4x4", "arterial4x4")
@@ -255,10 +256,21 @@ class _Signal:
     yellow_until: float | None = None
     target: int = 0
     last_green: list[float] = field(default_factory=list)  # per link: when it was last green
+    # links of the current green held red because their exit is full, and those turning
+    # yellow on the way there until clear_until; held_next: to hold in the target green
+    held: frozenset[int] = frozenset()
+    clearing: frozenset[int] = frozenset()
+    clear_until: float | None = None
+    held_next: frozenset[int] = frozenset()
+    decided: frozenset[int] = frozenset()  # the holds of the last decision
+
+    def shown(self, inter: Intersection) -> str:
+        """The current green as shown, with its held links red (not during a yellow)."""
+        return inter.shown(self.green, self.held, self.clearing)
 
     def red_times(self, inter: Intersection, now: float) -> list[float]:
         """Seconds each link has been without green (0 while it is green)."""
-        shown = inter.green_state(self.green) if self.yellow_until is None else ""
+        shown = self.shown(inter) if self.yellow_until is None else ""
         return [0.0 if k < len(shown) and shown[k] in GREEN else now - t
                 for k, t in enumerate(self.last_green)]
 
