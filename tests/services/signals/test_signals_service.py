@@ -233,6 +233,9 @@ def test_bad_settings_and_bad_proposals_are_refused(svc: Services, crossing: Pat
         SignalService(svc, crossing, "delaypressure", speed=0)
     with pytest.raises(ValueError, match="unknown controller"):
         SignalService(svc, crossing, "psychic")
+    # `tuned` without a cached tuning: delaypressure's weights, named in the model version
+    tuned = SignalService(svc, crossing, "tuned", tuning_dir=tmp_path / "none")
+    assert tuned.model_version.startswith("tuned(out=1 switch=0 gate=off)@maeul-")
     with pytest.raises(TwinError, match="not found"):
         SignalService(svc, tmp_path / "nope.sumocfg", "delaypressure")
     service = SignalService(svc, crossing, "fixed", end=10).start()

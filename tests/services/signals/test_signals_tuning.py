@@ -12,7 +12,13 @@ import pytest
 from maeul.services.signals import bench, tuning
 from maeul.services.signals.bench import cli_bench
 from maeul.services.signals.controllers import DelayPressure, make
-from maeul.services.signals.tuning import check_params, cli_tune, load, tune_many
+from maeul.services.signals.tuning import (
+    check_params,
+    cli_tune,
+    load,
+    tune_many,
+    tuned_controller,
+)
 
 # ignoring approaching and long-waiting vehicles (plain halted counts): on the crossing about
 # 1.2 s worse than the default weights on every seed
@@ -50,6 +56,10 @@ def test_tuning_picks_the_lowest_mean_delay_and_caches_it(
     # the same delays as a bench run of those weights on those seeds
     again = bench.run_one((str(cfg), "tuned", 101, None, GOOD))
     assert again["delay"] == pytest.approx(t.candidates[1]["delays"][1], abs=0.01)
+
+    # what the live service runs as `tuned`: the cached weights, or the defaults untuned
+    assert tuned_controller(cfg, cache).weights() == {"out": 1.0, "switch": 0.0, "gate": False}
+    assert tuned_controller(cfg, tmp_path / "none") == DelayPressure(name="tuned")
 
     files = list(cache.glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["best"] == GOOD

@@ -256,6 +256,10 @@ class DelayPressure(_Guarded):
     sat_flow: float = 0.5  # vehicles per second per lane leaving a standing queue
     name: str = "delaypressure"
 
+    def weights(self) -> dict[str, float | bool]:
+        """The weights the `tuned` controller chooses per network (``tuning.CANDIDATES``)."""
+        return {"out": self.out, "switch": self.switch, "gate": self.gate}
+
     def scores(self, inter: Intersection, obs: Observation) -> list[float]:
         lanes = obs.lanes
         res = []

@@ -29,10 +29,11 @@ from typing import Any
 
 from ... import __version__
 from ...trust.decisions import Decisions, RetryLater
-from .controllers import make
+from .controllers import DelayPressure, make
 from .publish import DetectorPublisher, approaches_of, georeferenced, signal_entity_id
 from .registry import ACTION_KIND, SYSTEM_ID, ensure_registered
 from .runner import simulate
+from .tuning import DEFAULT_DIR, describe
 from .twin import (
     Controller,
     Intersection,
@@ -165,7 +166,7 @@ class SignalService:
                  speed: float | None = None, period_s: float = 60.0, expiry_s: float = 30.0,
                  seed: int = 0, end: float | None = None, timing: Timing | None = None,
                  loop: bool = False, twin: str | None = None,
-                 apply_timeout_s: float = 15.0) -> None:
+                 apply_timeout_s: float = 15.0, tuning_dir: Path = DEFAULT_DIR) -> None:
         if approval_policy not in POLICIES:
             raise ValueError(f"approval_policy: one of {', '.join(POLICIES)}")
         if speed is not None and speed <= 0:
@@ -174,7 +175,12 @@ class SignalService:
             raise ValueError("expiry_s and period_s must be positive")
         self.cfg = read_config(config)  # a bad scenario fails here, not in the thread
         self.services, self.tenant, self.policy = services, tenant, approval_policy
-        self.controller = make(controller) if isinstance(controller, str) else controller
+        if isinstance(controller, str) and controller.strip().lower() == "tuned":
+            from .tuning import tuned_controller
+
+            self.controller = tuned_controller(self.cfg.path, tuning_dir)
+        else:
+            self.controller = make(controller) if isinstance(controller, str) else controller
         self.speed, self.period_s, self.expiry_s = speed, period_s, expiry_s
         self.seed, self.end, self.loop = seed, end, loop
         self.timing = timing or Timing.for_network(self.cfg.name)
@@ -182,6 +188,9 @@ class SignalService:
         self.run_id = uuid.uuid4().hex[:12]
         self.apply_timeout_s = apply_timeout_s
         name = self.controller.name if self.controller is not None else "fixed"
+        if isinstance(self.controller, DelayPressure) and name == "tuned":
+            # the weights are part of the model: decisions record which ones acted
+            name += f"({describe(self.controller.weights())})"
         self.model_version = f"{name}@maeul-{__version__}"
         self.intersections: dict[str, Intersection] = {}
         self.level: int | None = None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import statistics
 import sys
 import time
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .twin import TwinError, read_config
+
+log = logging.getLogger(__name__)
 
 #: weights tried, in order (the first is delaypressure's default, kept on ties)
 CANDIDATES: tuple[dict[str, float], ...] = tuple(
@@ -117,6 +120,25 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
     return t
 
 
+def tuned_controller(config: str | Path, cache_dir: Path = DEFAULT_DIR) -> Any:
+    """The ``tuned`` controller for a network: its cached weights (``maeul signals tune``),
+    or delaypressure's defaults when it has not been tuned."""
+    from .controllers import make
+
+    found = load(config, cache_dir)
+    if found is None:
+        log.info("signals: %s has no cached tuning in %s; the tuned controller starts with "
+                 "delaypressure's weights (run maeul signals tune)", read_config(config).name,
+                 cache_dir)
+    return make("tuned", found.best if found is not None else None)
+
+
+def describe(params: dict[str, Any]) -> str:
+    """Weights in one short line: out=0 switch=3 gate=on."""
+    return " ".join(f"{k}={('on' if v else 'off') if isinstance(v, bool) else f'{v:g}'}"
+                    for k, v in params.items())
+
+
 def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEFAULT_DIR,
               seeds: tuple[int, ...] | None = None,
               candidates: tuple[dict[str, float], ...] | None = None,
@@ -176,8 +198,7 @@ def format_tuning(t: Tuning) -> str:
     lines = [f"{t.network}: seeds {', '.join(map(str, t.seeds))}"]
     for c in t.candidates:
         mark = " <- chosen" if c["params"] == t.best else ""
-        params = " ".join(f"{k}={('on' if v else 'off') if isinstance(v, bool) else f'{v:g}'}"
-                          for k, v in c["params"].items())
+        params = describe(c["params"])
         lines.append(f"  {params:<30}{c['mean']:>10.2f}  "
                      f"({', '.join(f'{d:.1f}' for d in c['delays'])}){mark}")
     return "\n".join(lines)
