@@ -45,17 +45,22 @@ SHORT_EXIT_EDGES = EDGES.replace(
     '<edge id="CE" from="B" to="E" numLanes="1" speed="13.9"/>')
 
 
+def _netconvert(tmp: Path, nodes: str, edges: str) -> None:
+    """tmp/net.net.xml from plain node and edge XML (3 s yellow, no turnarounds)."""
+    (tmp / "n.nod.xml").write_text(nodes)
+    (tmp / "e.edg.xml").write_text(edges)
+    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
+                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
+                   cwd=tmp, check=True, capture_output=True)
+
+
 def build(tmp: Path, ctype: str = "traffic_light", end: int = 600, we: int = 600,
           ns: int = 300, extra: str = "", short_exit: bool = False, cfg_end: bool = True,
           extra_cfg: str = "") -> Path:
     """Write the crossing scenario into tmp and return its .sumocfg."""
     tmp.mkdir(parents=True, exist_ok=True)
     nodes, edges = (SHORT_EXIT_NODES, SHORT_EXIT_EDGES) if short_exit else (NODES, EDGES)
-    (tmp / "n.nod.xml").write_text(nodes.format(ctype=ctype))
-    (tmp / "e.edg.xml").write_text(edges)
-    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
-                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
-                   cwd=tmp, check=True, capture_output=True)
+    _netconvert(tmp, nodes.format(ctype=ctype), edges)
     (tmp / "routes.rou.xml").write_text(ROUTES.format(end=end, we=we, ns=ns, extra=extra))
     cfg = tmp / "cross.sumocfg"
     end_opt = f'<end value="{end}"/>' if cfg_end else ""
@@ -107,11 +112,7 @@ def build_pair(tmp: Path, gap: float = 30.0, end: int = 600, we: int = 700, ns1:
                ns2: int = 900) -> Path:
     """Two signalised crossings `gap` metres apart: the link between them holds a few cars."""
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "n.nod.xml").write_text(PAIR_NODES.format(gap=gap, east=gap + 300))
-    (tmp / "e.edg.xml").write_text(PAIR_EDGES)
-    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
-                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3"],
-                   cwd=tmp, check=True, capture_output=True)
+    _netconvert(tmp, PAIR_NODES.format(gap=gap, east=gap + 300), PAIR_EDGES)
     (tmp / "routes.rou.xml").write_text(PAIR_ROUTES.format(end=end, we=we, ns1=ns1, ns2=ns2))
     cfg = tmp / "pair.sumocfg"
     cfg.write_text(CFG.format(end_opt=f'<end value="{end}"/>', extra_cfg=""))

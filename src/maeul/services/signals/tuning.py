@@ -99,7 +99,9 @@ def check_params(params: dict[str, Any]) -> dict[str, float]:
 
 
 def _cache_path(cache_dir: Path, config: str | Path, fp: str) -> Path:
-    return cache_dir / f"{read_config(config).name}-{fp[:16]}.json"
+    from .bench import display_name
+
+    return cache_dir / f"{display_name(str(config))}-{fp[:16]}.json"
 
 
 def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
@@ -172,7 +174,7 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
     rows = bench.run_jobs(jobs, workers)
     seconds = time.monotonic() - t0
     for net in todo:
-        t = Tuning(read_config(net).name, fingerprint(net), list(seeds),
+        t = Tuning(bench.display_name(net), fingerprint(net), list(seeds),
                    seconds=round(seconds, 1))
         means = []
         for cand in cands:
