@@ -81,6 +81,11 @@ def test_tuning_picks_the_lowest_mean_delay_and_caches_it(
     routes.write_text(routes.read_text().replace("<!-- changed -->", ""))
     files[0].write_text('{"network": "x", "best": {"out": -5}}')
     assert load(cfg, cache, (100, 101), (BAD, GOOD)) is None
+    doc = cached[str(cfg)].as_dict() | {"best": {"out": -5}}  # altered by hand
+    files[0].write_text(json.dumps(doc))
+    assert load(cfg, cache, (100, 101), (BAD, GOOD)) is None
+    files[0].write_text(json.dumps(doc | {"candidates": "x"}))
+    assert load(cfg, cache, (100, 101), (BAD, GOOD)) is None
 
 
 def _bench_args(net: list[Path], tmp: Path, **kw: object) -> argparse.Namespace:

@@ -61,7 +61,7 @@ class Tuning:
     seeds: list[int]
     candidates: list[dict[str, Any]] = field(default_factory=list)  # params, delays, mean
     best: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the tuning pool this network's runs shared
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,20 +105,23 @@ def _cache_path(cache_dir: Path, config: str | Path, fp: str) -> Path:
 
 
 def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
-         seeds: tuple[int, ...] = TUNING_SEEDS,
-         candidates: tuple[dict[str, float], ...] = CANDIDATES) -> Tuning | None:
-    """The cached tuning of this network's current files, if one was made the same way."""
+         seeds: tuple[int, ...] | None = None,
+         candidates: tuple[dict[str, float], ...] | None = None) -> Tuning | None:
+    """The cached tuning of this network's current files, if one was made the same way
+    (by default: the module's TUNING_SEEDS and CANDIDATES)."""
+    seeds = TUNING_SEEDS if seeds is None else seeds
+    wanted = [check_params(c) for c in (CANDIDATES if candidates is None else candidates)]
     fp = fingerprint(config)
     path = _cache_path(cache_dir, config, fp)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         t = Tuning(**doc)
-    except (OSError, ValueError, TypeError):
-        return None  # absent, unreadable or from another version: tune again
-    if (t.fingerprint != fp or t.seeds != list(seeds)
-            or [c.get("params") for c in t.candidates] != [dict(c) for c in candidates]):
-        return None
-    t.best = check_params(t.best)
+        if (t.fingerprint != fp or t.seeds != list(seeds)
+                or [c.get("params") for c in t.candidates] != wanted):
+            return None
+        t.best = check_params(t.best)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # absent, unreadable, altered or from another version: tune again
     return t
 
 
