@@ -107,9 +107,15 @@ def test_bench_tunes_first_and_keeps_report_seeds_apart(
     lines = [json.loads(x) for x in captured.out.splitlines()]
     assert [x["controller"] for x in lines] == ["delaypressure", "tuned"]
     assert lines[1]["params"] == GOOD and "params" not in lines[0]
-    # the report may not use a seed the tuner used
-    assert cli_bench(None, _bench_args([cfg], tmp_path, seed_start=100)) == 2
-    assert "overlap the tuning seeds" in capsys.readouterr().err
+    # a report on the usual tuning seeds: the weights are chosen on the seeds after its own
+    assert cli_bench(None, _bench_args([cfg], tmp_path, seed_start=99, seeds=2)) == 0
+    captured = capsys.readouterr()
+    assert "tuning on seeds 101 instead" in captured.err
+    assert [json.loads(x)["seeds"] for x in captured.out.splitlines()] == [2, 2]
+    cached = [json.loads(f.read_text()) for f in (tmp_path / "tuned").glob("*.json")]
+    assert sorted(c["seeds"] for c in cached) == [[100], [101]]
+    assert tuning.tuning_seeds(range(0, 5)) is None
+    assert tuning.tuning_seeds(range(100, 105)) == (105,)
 
 
 def test_tune_command_prints_the_choice(make_scenario, tmp_path: Path,

@@ -134,16 +134,14 @@ def cli_bench(settings: Any, args: argparse.Namespace) -> int:
     try:
         tuned: dict[str, Any] = {}
         if "tuned" in ctls:  # choose each network's weights first (or read the cached choice)
-            from .tuning import tune_many
+            from .tuning import tune_many, tuning_seeds
 
+            seeds = tuning_seeds(range(first, first + args.seeds))
+            if seeds is not None:
+                print("maeul signals bench: the report seeds overlap the usual tuning seeds; "
+                      f"tuning on seeds {', '.join(map(str, seeds))} instead", file=sys.stderr)
             tuned = tune_many(nets, workers, Path(getattr(args, "tuning_dir", DEFAULT_DIR)),
-                              end=end, log=sys.stderr)
-            report = set(range(first, first + args.seeds))
-            if any(report & set(t.seeds) for t in tuned.values()):
-                print("maeul signals bench: the report seeds overlap the tuning seeds "
-                      f"({', '.join(map(str, tuned[nets[0]].seeds))}); use --seed-start "
-                      "to keep them apart", file=sys.stderr)
-                return 2
+                              seeds=seeds, end=end, log=sys.stderr)
         jobs: list[Job] = [(n, c, seed, end, tuned[n].best if c == "tuned" else None)
                            for n in nets for c in ctls
                            for seed in range(first, first + args.seeds)]

@@ -98,10 +98,13 @@ def check_params(params: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _cache_path(cache_dir: Path, config: str | Path, fp: str) -> Path:
+def _cache_path(cache_dir: Path, config: str | Path, fp: str, seeds: tuple[int, ...],
+                cands: list[dict[str, float]]) -> Path:
+    """One file per network content and way of tuning (seeds and candidates)."""
     from .bench import display_name
 
-    return cache_dir / f"{display_name(str(config))}-{fp[:16]}.json"
+    how = hashlib.sha256(json.dumps([list(seeds), cands]).encode()).hexdigest()[:8]
+    return cache_dir / f"{display_name(str(config))}-{fp[:16]}-{how}.json"
 
 
 def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
@@ -112,7 +115,7 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
     seeds = TUNING_SEEDS if seeds is None else seeds
     wanted = [check_params(c) for c in (CANDIDATES if candidates is None else candidates)]
     fp = fingerprint(config)
-    path = _cache_path(cache_dir, config, fp)
+    path = _cache_path(cache_dir, config, fp, seeds, wanted)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         t = Tuning(**doc)
@@ -123,6 +126,16 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
     except (OSError, ValueError, TypeError, AttributeError):
         return None  # absent, unreadable, altered or from another version: tune again
     return t
+
+
+def tuning_seeds(report: range) -> tuple[int, ...] | None:
+    """None when the report's seeds keep clear of TUNING_SEEDS; otherwise as many seeds just
+    after the report's last, so that no report is made on the seeds its weights were chosen
+    on."""
+    if not set(report) & set(TUNING_SEEDS):
+        return None
+    start = max(report) + 1
+    return tuple(range(start, start + len(TUNING_SEEDS)))
 
 
 def tuned_controller(config: str | Path, cache_dir: Path = DEFAULT_DIR) -> Any:
@@ -191,7 +204,7 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
         if cache_dir is not None and end is None:
             try:
                 cache_dir.mkdir(parents=True, exist_ok=True)
-                path = _cache_path(cache_dir, net, t.fingerprint)
+                path = _cache_path(cache_dir, net, t.fingerprint, seeds, list(cands))
                 path.write_text(json.dumps(t.as_dict(), indent=1) + "\n", encoding="utf-8")
             except OSError as exc:  # a read-only place: the result stands, uncached
                 print(f"maeul signals: tuning of {t.network} not cached: {exc}", file=sys.stderr)
