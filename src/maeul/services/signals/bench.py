@@ -129,7 +129,7 @@ def cli_bench(settings: Any, args: argparse.Namespace) -> int:
         return 2
     workers = max(1, int(args.workers))
     end = args.end
-    # tuning used seeds from 100 on, reports use 0..N-1 (--seed-start, when the parser has it)
+    # reports use seeds first..first+N-1 (--seed-start); `tuned` chooses its weights on others
     first = int(getattr(args, "seed_start", 0) or 0)
     try:
         tuned: dict[str, Any] = {}
