@@ -1,8 +1,12 @@
 """Running the ASGI app under uvicorn: one process, or several sharing one listening socket.
 
-With ``workers`` > 1 the parent binds the socket and forks the workers before anything else
+With ``workers`` > 1 the parent binds the port and forks the workers before anything else
 opens the store or starts a thread; each worker builds its own app on the shared store and
-accepts connections from the shared socket (the kernel hands each connection to one of them).
+accepts connections from its own listening socket. On Linux every worker has a socket of its
+own on the port (``SO_REUSEPORT``), and the kernel spreads new connections over them by a hash
+of their addresses: with one shared socket, the worker that wakes first accepts every
+connection waiting, so a client opening its keep-alive connections at once (a dashboard, a
+load generator) could end up on one worker while the others idle. Elsewhere they share one.
 Worker 0 also runs the background work (the notification outbox, expiry, the trust layer's
 jobs, MQTT ingest); the others only answer requests. What one worker caches from the store
 (subscriptions, keys, registrations, q value indexes) it refreshes as it does for a replica on
@@ -47,14 +51,42 @@ def _app(settings: Settings, background: bool = True) -> Any:
     return app
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
+
+
+def _listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """``count`` listening sockets on one port: one per worker where the system spreads
+    connections over sockets sharing a port (``SO_REUSEPORT`` on Linux), else one shared.
+
+    The port is first bound without ``SO_REUSEPORT``, so that a port another process
+    holds (even another maeul with shared sockets) fails here, as it does with one socket."""
+    spread = count > 1 and sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+    probe = _socket(host, port, reuse_port=False)
+    if not spread:
+        probe.listen(2048)
+        probe.set_inheritable(True)
+        return [probe]
+    port = probe.getsockname()[1]  # port 0: the one the system chose
+    socks = []
+    try:
+        probe.close()
+        for _ in range(count):
+            sock = _socket(host, port, reuse_port=True)
+            sock.listen(2048)
+            sock.set_inheritable(True)
+            socks.append(sock)
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
 def _worker(settings: Settings, sock: socket.socket, index: int, ready: int, go: int) -> None:
@@ -120,9 +152,9 @@ def _prepare_store(settings: Settings) -> None:
 
 
 def serve_workers(settings: Settings) -> None:
-    """Fork ``settings.workers`` workers on one socket and wait; when one ends, stop all."""
+    """Fork ``settings.workers`` workers on one port and wait; when one ends, stop all."""
     try:
-        sock = _listen(settings.host, settings.port)
+        socks = _listen(settings.host, settings.port, settings.workers)
     except OSError as exc:
         raise SystemExit(f"maeul: cannot listen on {settings.host}:{settings.port}: {exc}"
                          ) from None
@@ -141,7 +173,11 @@ def serve_workers(settings: Settings) -> None:
                 _end_with_parent(parent)
                 os.close(ready_r)
                 os.close(go_w)
-                _worker(settings, sock, i, ready_w, go_r)
+                mine = socks[i % len(socks)]
+                for other in socks:
+                    if other is not mine:
+                        other.close()
+                _worker(settings, mine, i, ready_w, go_r)
             except BaseException:  # noqa: BLE001 - reported, then the worker ends
                 log.exception("worker %d failed", i)
                 code = 1
@@ -150,7 +186,8 @@ def serve_workers(settings: Settings) -> None:
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = i
-    sock.close()
+    for sock in socks:
+        sock.close()
     os.close(ready_w)
     os.close(go_r)
 

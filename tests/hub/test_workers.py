@@ -100,20 +100,93 @@ def test_two_workers_answer_as_one_hub(tmp_path: Path) -> None:
             f"/proc/{w}/status").read_text()
 
 
+def _socket_inodes(pid: int) -> set[int]:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def _server_ends(port: int) -> dict[int, int]:
+    """Established connections to ``port`` on 127.0.0.1: client port -> server socket inode."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            local, remote, state, inode = cols[1], cols[2], cols[3], int(cols[9])
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                out[int(remote.split(":")[1], 16)] = inode
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """A client that opens its keep-alive connections all at once (a dashboard, a load
+    generator) must not land on one worker: with one shared listening socket, the worker that
+    woke first used to accept all of them and the other idled."""
+    import socket
+
+    proc, port = start_hub(tmp_path, "--no-auth", "--workers", "2")
+    clients: list[socket.socket] = []
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        # the workers are paused while the 16 connections queue up, and one wakes a moment
+        # before the other, as when a client connects in a burst while a worker is busy
+        for w in workers:
+            os.kill(w, signal.SIGSTOP)
+        try:
+            for _ in range(16):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        finally:
+            os.kill(workers[0], signal.SIGCONT)
+            time.sleep(0.3)
+            os.kill(workers[1], signal.SIGCONT)
+        for c in clients:
+            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in clients:
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+        ends = _server_ends(port)
+        owner = {w: _socket_inodes(w) for w in workers}
+        taken = {w: 0 for w in workers}
+        for c in clients:
+            inode = ends[c.getsockname()[1]]
+            (w,) = [w for w in workers if inode in owner[w]]
+            taken[w] += 1
+        # the kernel spreads by a hash of the addresses: all 16 on one worker has a chance
+        # of 2 in 65,536
+        assert all(n > 0 for n in taken.values()), taken
+    finally:
+        for c in clients:
+            c.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
 def test_workers_refuse_a_busy_port_and_a_store_they_cannot_open(tmp_path: Path) -> None:
     import socket
     import subprocess
     import sys
 
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
-        out = subprocess.run(
-            [sys.executable, "-m", "maeul.cli", "serve", "--workers", "2", "--port", str(port),
-             "--store-url", f"sqlite:///{tmp_path}/a.db"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    for share in (False, True):
+        # a plain holder, and one that shares its port (as another maeul's workers do)
+        with socket.socket() as busy:
+            if share:
+                busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            out = subprocess.run(
+                [sys.executable, "-m", "maeul.cli", "serve", "--workers", "2",
+                 "--port", str(port), "--store-url", f"sqlite:///{tmp_path}/a.db"],
+                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     out = subprocess.run(
