@@ -124,6 +124,56 @@ def test_writes_keep_the_index_exact(store: SqliteStore) -> None:
         assert stored_rows(store) == expected_rows(store)
 
 
+def test_dense_filters_are_read_in_entity_order_and_stay_exact(store: SqliteStore) -> None:
+    """A filter most entities pass, with a small page: the index is read in entity order
+    (``qvalues_seq``), testing each row's value, instead of sorting every candidate; and a
+    selective one still sorts its few candidates. Either way the answer is the exact one,
+    also right after writes that the cached candidate counts have not seen."""
+    rnd = random.Random(5)
+    ents = [{"id": f"urn:t:{i:04d}", "type": [T],
+             "attrs": {NS + "speed": [prop(rnd.randrange(100))]}} for i in range(600)]
+    load(store, ents)
+    ready(store)
+    vi = store._vindex  # noqa: SLF001 - the plan is what this test is about
+    conn = store._rconn()  # noqa: SLF001
+
+    def plan_of(text: str, want: int) -> Any:
+        tree = prefilter(parse_q(text), expand)
+        assert tree is not None
+        return vi.plan(conn.execute, "t", [T], tree, cap=1000 + 40 * want, want=want + 16)
+
+    dense = plan_of("speed>=10", 10)  # nine in ten pass
+    assert dense is not None and dense.ordered
+    assert dense.first(conn.execute, 0, 5) == sorted(dense.first(conn.execute, 0, None))[:5]
+    sparse = plan_of("speed==42", 10)  # one in a hundred
+    assert sparse is not None and not sparse.ordered
+    # its few candidates are found by value: SQLite must not read the type in seq order
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        assert sparse.first(conn.execute, 0, 5) == sorted(sparse.first(conn.execute, 0, None))[:5]
+    finally:
+        conn.set_trace_callback(None)
+    steps = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + seen[0]).fetchall()]
+    assert any("PRIMARY KEY" in s for s in steps) and not any("qvalues_seq" in s for s in steps)
+    texts = ["speed>=10", "speed<90", "speed>20;speed<=70", "speed==42", "speed!=5",
+             "speed>=50|speed<3", "speed==1,2,3", "speed==40..60", "speed<0", *some_queries(4, 20)]
+    for round_ in range(3):
+        for text in texts:
+            for want in (1, 5, 26):
+                got, exact = query(store, text, want=want)
+                assert got == exact, (round_, text, want)
+        # values move and entities come and go, within the counts' lifetime
+        changed = [{**e, "attrs": {NS + "speed": [prop(rnd.randrange(100))]}}
+                   for e in rnd.sample(ents, 100)]
+        load(store, changed)
+        gone = [e["id"] for e in rnd.sample(ents, 20)]
+        store.write(lambda tx, gone=gone: [tx.delete_entity("t", i) for i in gone])
+        load(store, [{"id": f"urn:t:new{round_}-{k}", "type": [T],
+                      "attrs": {NS + "speed": [prop(k)]}} for k in range(50)])
+    assert stored_rows(store) == expected_rows(store)
+
+
 def stored_rows(store: SqliteStore) -> set[tuple[Any, ...]]:
     conn = store._rconn()  # noqa: SLF001 - the table is what this test is about
     return set(conn.execute("SELECT tt, attr, v, seq FROM qvalues").fetchall())

@@ -72,6 +72,30 @@ Handler = Callable[[Request], Awaitable[Response]]
 _LENGTH_REQUIRED = frozenset({"POST", "PATCH", "PUT"})
 
 
+_Q_CACHE: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
+_Q_CACHE_SIZE = 512
+
+
+def _compiled_q(text: str, ctx: Any) -> tuple[Any, Any]:
+    """The predicate and store prefilter of a q expression in a context, compiled once for
+    the queries that repeat it (a dashboard's polling). Both are pure functions of the text
+    and the context's terms; an entry holds its context, so the id in its key stays valid."""
+    key = (id(ctx), text)
+    hit = _Q_CACHE.get(key)
+    if hit is not None and hit[0] is ctx:
+        return hit[1], hit[2]
+    try:
+        tree = parse_q(text)
+        pred = compile_q(tree, ctx.expand_term)
+    except QueryError as exc:
+        raise BadRequestData(f"invalid q: {exc}") from None
+    pre = prefilter(tree, ctx.expand_term)
+    if len(_Q_CACHE) >= _Q_CACHE_SIZE:
+        _Q_CACHE.clear()
+    _Q_CACHE[key] = (ctx, pred, pre)
+    return pred, pre
+
+
 class Api:
     """Route handlers bound to the process's services (see maeul.hub.app.Services)."""
 
@@ -377,12 +401,7 @@ class Api:
             names = attrs if isinstance(attrs, list) else str(attrs).split(",")
             q.attrs = {ctx.expand_term(a) for a in names if a}
         if params.get("q"):
-            try:
-                tree = parse_q(params["q"])
-                pred = compile_q(tree, ctx.expand_term)
-            except QueryError as exc:
-                raise BadRequestData(f"invalid q: {exc}") from None
-            q.prefilter = prefilter(tree, ctx.expand_term)
+            pred, q.prefilter = _compiled_q(str(params["q"]), ctx)
             prev = q.q
             q.q = pred if prev is None else (lambda e, a=prev, b=pred: a(e) and b(e))
         if params.get("scopeQ"):

@@ -336,7 +336,8 @@ class SqliteStore(Store):
         types = list(flt.types or ())
         assert flt.q is not None
         cap = (1 << 40) if flt.want is None else INDEX_BASE + INDEX_PER_WANTED * flt.want
-        plan = self._vindex.plan(conn.execute, tenant, types, flt.q, cap)
+        plan = self._vindex.plan(conn.execute, tenant, types, flt.q, cap,
+                                 None if flt.want is None else flt.want + 16)
         pattern = id_pattern_matcher(flt.id_pattern)
         if plan is None:
             sql, params = entity_query_sql(tenant, flt)

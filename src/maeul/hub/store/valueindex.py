@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS qvalues (
   tt INTEGER NOT NULL, attr INTEGER NOT NULL, v NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY (tt, attr, v, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS qvalues_seq ON qvalues(tt, attr, seq);
 CREATE TABLE IF NOT EXISTS qindexes (
   tt INTEGER NOT NULL, attr INTEGER NOT NULL, tenant TEXT NOT NULL, type TEXT NOT NULL,
   attr_iri TEXT NOT NULL, built_to INTEGER NOT NULL, ready INTEGER NOT NULL,
@@ -154,6 +155,7 @@ class ValueIndexes:
         self.write: Callable[[Callable[[Any], Any]], Any] | None = None  # Store.write
         self.closed = False
         self._seen = (-1, -1)  # (indexes, complete ones) in the registry when last read
+        self._counts = CandidateCounts()
 
     @property
     def active(self) -> bool:
@@ -325,14 +327,28 @@ class ValueIndexes:
         return done
 
     # -- reading -------------------------------------------------------------------------
-    def plan(self, x: X, tenant: str, types: list[str], node: PreNode, cap: int
-             ) -> Plan | None:
+    def plan(self, x: X, tenant: str, types: list[str], node: PreNode, cap: int,
+             want: int | None = None) -> Plan | None:
         """A statement for the candidates of ``node`` among the entities of ``types`` (a
         superset of what passes), or None when no complete index narrows it to ``cap`` rows
-        or fewer: reading the entities in order is then the better plan. A conjunction uses
-        its narrowest part; the exact q checks the rest."""
+        or fewer and none can be read in entity order: reading the entities in order is then
+        the better plan. A conjunction uses its narrowest part; the exact q checks the rest.
+
+        ``want``: how many candidates the caller reads first. A plan on one attribute of one
+        type can also be read in entity order off ``qvalues_seq``, testing each row's value:
+        that visits about ``want * total / count`` rows where sorting the candidates visits
+        ``count``, so it is chosen when the candidates are dense (for a filter that matches
+        one Car in ten, 260 rows to find the first 26 rather than all 1,000)."""
         got = self._plan(x, tenant, types, node, cap)
-        return None if got is None or got.count > cap else got
+        if got is None:
+            return None
+        if want is not None and got.scan is not None:
+            if got.count > cap:
+                got.ordered = True
+            elif got.count:
+                limit = got.count * got.count // want + 1
+                got.ordered = self._counts.total(x, got.pair, limit) < limit
+        return None if got.count > cap and not got.ordered else got
 
     def _plan(self, x: X, tenant: str, types: list[str], node: PreNode, cap: int
               ) -> Plan | None:
@@ -348,6 +364,7 @@ class ValueIndexes:
             return Plan(
                 " UNION ".join(f"SELECT seq FROM ({k.sql})" for k in kids),
                 [p for k in kids for p in k.params], sum(k.count for k in kids),
+                unique=True,  # UNION drops repeats
             )
         best: Plan | None = None
         for attr, sp in _merged(node).items():
@@ -366,41 +383,106 @@ class ValueIndexes:
         if not all([self.ensure(tenant, t, attr) for t in types]):
             return None
         tts = [type_key(tenant, t) for t in types]
-        head = (f"SELECT seq FROM qvalues WHERE tt IN ({','.join('?' * len(tts))})"
-                " AND attr = ? AND seq > ?")
-        base = [*tts, attr_key(attr), AFTER]
-        if sp is None:
-            selects, params = [head], list(base)
-        else:
-            selects, params = [f"{head} AND v = x''"], list(base)
+        ak = attr_key(attr)
+        # the value tests, one per branch: the marker that every comparison selects, then
+        # one range per span
+        tests: list[tuple[str, list[Any]]] = []
+        if sp is not None:
+            tests.append(("v = x''", []))
             for kind, lo, hi in sp:
-                conds = []
-                params.extend(base)
+                conds, vals = [], []
                 if lo is not None:
                     conds.append("v >= ?")
-                    params.append(lo)
+                    vals.append(lo)
                 elif kind == "string":
                     conds.append("v >= ''")  # strings only: numbers sort below all text
                 if hi is not None:
                     conds.append("v <= ?")
-                    params.append(hi)
+                    vals.append(hi)
                 else:
                     # numbers only (text sorts above numbers), or strings only (blobs above)
                     conds.append("v < ''" if kind == "number" else "v < x''")
-                selects.append(f"{head} AND {' AND '.join(conds)}")
-        plan = Plan(" UNION ALL ".join(selects), params, 0)
-        plan.count = plan.counted(x, cap)
+                tests.append((" AND ".join(conds), vals))
+        # `+seq`: the candidates are found by value, on the primary key; a bound on seq would
+        # make qvalues_seq look as good to SQLite's planner, and that reads the type's every row
+        head = (f"SELECT seq FROM qvalues WHERE tt IN ({','.join('?' * len(tts))})"
+                " AND attr = ? AND +seq > ?")
+        base = [*tts, ak, AFTER]
+        if not tests:
+            selects, params = [head], list(base)
+        else:
+            selects = [f"{head} AND {test}" for test, _ in tests]
+            params = [p for _, vals in tests for p in (*base, *vals)]
+        # one type and at most one span: the branches select disjoint values of one row per
+        # entity, so no seq comes twice (an entity of two types has a row under each)
+        plan = Plan(" UNION ALL ".join(selects), params, 0,
+                    unique=len(tts) == 1 and (sp is None or len(sp) <= 1))
+        if len(tts) == 1:  # the same candidates, read in entity order
+            plan.pair = (tts[0], ak)
+            where = "" if not tests else " AND (" + " OR ".join(
+                f"({test})" for test, _ in tests) + ")"
+            plan.scan = ("SELECT seq FROM qvalues INDEXED BY qvalues_seq WHERE tt = ?"
+                         f" AND attr = ? AND seq > ?{where}",
+                         [tts[0], ak, AFTER, *[p for _, vals in tests for p in vals]])
+        plan.count = self._counts.get(x, plan, cap)
         return plan
 
 
 AFTER = object()  # stands for the seq a plan's rows must follow
 
 
-class Plan:
-    """A SELECT of candidate seqs; ``AFTER`` in its parameters is filled at each call."""
+class CandidateCounts:
+    """Recent candidate counts of plans, for ``COUNT_TTL`` seconds.
 
-    def __init__(self, sql: str, params: list[Any], count: int) -> None:
-        self.sql, self.params, self.count = sql, params, count
+    Counting is what a query with a small limit spends most on in SQLite (it reads up to
+    ``cap`` index rows, as many as reading the first page in order), and a dashboard asks
+    the same question again and again. The count only chooses between two plans that give
+    the same answer (the candidates are a superset that the exact q narrows), so one that
+    is a little out of date costs time at worst, never a wrong result."""
+
+    def __init__(self, ttl: float = 1.0, size: int = 1024) -> None:
+        self.ttl, self.size = ttl, size
+        self._seen: dict[Any, tuple[float, int, int]] = {}
+
+    def get(self, x: X, plan: Plan, cap: int) -> int:
+        key = (plan.sql, *[0 if p is AFTER else p for p in plan.params], cap)
+        now = time.monotonic()
+        got = self._seen.get(key)
+        if got is not None and got[0] > now:
+            return got[1]
+        n = plan.counted(x, cap)
+        self._keep(key, now + self.ttl, n)
+        return n
+
+    def total(self, x: X, pair: Pair, limit: int) -> int:
+        """Rows of one index, counting no further than ``limit`` (kept ten times longer:
+        the size of a type changes slowly)."""
+        now = time.monotonic()
+        got = self._seen.get(pair)
+        if got is not None and got[0] > now and (got[1] < got[2] or got[1] >= limit):
+            return got[1]  # exact, or already known to reach the limit
+        n = int(x("SELECT count(*) FROM (SELECT 1 FROM qvalues WHERE tt = ? AND attr = ?"
+                  f" LIMIT {int(limit)})", pair).fetchone()[0])
+        self._keep(pair, now + 10 * self.ttl, n, limit)
+        return n
+
+    def _keep(self, key: Any, until: float, n: int, limit: int = 0) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[key] = (until, n, limit)
+
+
+class Plan:
+    """A SELECT of candidate seqs; ``AFTER`` in its parameters is filled at each call.
+    ``unique``: no seq comes twice, so reading them in order needs no DISTINCT. ``scan``:
+    the same candidates as a statement that reads them in entity order, and ``ordered``
+    whether :meth:`first` uses it."""
+
+    def __init__(self, sql: str, params: list[Any], count: int, unique: bool = False) -> None:
+        self.sql, self.params, self.count, self.unique = sql, params, count, unique
+        self.scan: tuple[str, list[Any]] | None = None
+        self.pair: Pair = (0, 0)
+        self.ordered = False
 
     def _params(self, after: int) -> list[Any]:
         return [after if p is AFTER else p for p in self.params]
@@ -412,8 +494,15 @@ class Plan:
 
     def first(self, x: X, after: int, n: int | None) -> list[int]:
         """The first ``n`` candidate seqs after ``after`` in order (None: all of them)."""
+        if n is not None and self.ordered and self.scan is not None:
+            sql, params = self.scan
+            return [r[0] for r in x(f"{sql} ORDER BY seq LIMIT {int(n)}",
+                                    [after if p is AFTER else p for p in params]).fetchall()]
         if n is not None:
-            sql = f"SELECT DISTINCT seq FROM ({self.sql}) ORDER BY seq LIMIT {int(n)}"
+            pick = "seq" if self.unique else "DISTINCT seq"
+            # `+seq`: sorted here; ordering by the column would let SQLite read a branch
+            # off qvalues_seq in seq order, which visits the type's every row
+            sql = f"SELECT {pick} FROM ({self.sql}) ORDER BY +seq LIMIT {int(n)}"
             return [r[0] for r in x(sql, self._params(after)).fetchall()]
         # all of them: one row back (Python's cost per row is several times SQLite's)
         text = x(f"SELECT group_concat(seq) FROM ({self.sql})",
