@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -509,6 +510,39 @@ def test_sqlite_open_waits_while_another_connection_writes(tmp_path: Any) -> Non
     finally:
         s.close()
         other.close()
+
+
+def test_sqlite_checkpoints_beside_the_writer(tmp_path: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WAL is copied back by the store's checkpointer thread, not inside the writer's
+    COMMIT (which only does it past 20,000 pages, as a safety net): under steady writes the
+    WAL file stays small, everything written reads back, and closing ends the thread."""
+    from maeul.hub.store import sqlite as sq
+
+    monkeypatch.setattr(sq, "CATCH_UP_PAGES", 1000)
+    path = tmp_path / "hub.db"
+    s = open_store(f"sqlite:///{path}")
+    big = "x" * 8000  # about two pages of overflow per entity
+    try:
+        writer = s._wconn  # noqa: SLF001 - the setting is what this test is about
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (
+            sq.WRITER_CHECKPOINT_PAGES)
+        most = 0
+        for g in range(300):  # some 50 MB of pages: 6,000 entities of 8 kB
+            s.write(lambda tx, g=g: [tx.put_entity("t1", ent(f"urn:{g}:{i}", name=big), True)
+                                     for i in range(20)])
+            most = max(most, os.path.getsize(f"{path}-wal"))
+            time.sleep(0.002)
+        assert s._checkpointer.passes > 0  # noqa: SLF001
+        # the writer alone would have let it grow to 20,000 pages (80 MB) before copying;
+        # the checkpointer starts it over past 1,000 pages (4 MB), plus what is written
+        # while it copies and waits
+        assert most < 40 * 2**20, most
+        assert s._checkpointer.catch_ups > 0  # noqa: SLF001
+        assert len(list(s.query_entities("t1", EntityFilter()))) == 6000
+    finally:
+        s.close()
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
 
 
 def test_processes_opening_one_new_store_at_once_all_succeed(store_url: str) -> None:
