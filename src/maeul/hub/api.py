@@ -39,6 +39,7 @@ from .http import (
     TENANT_HEADER,
     Req,
     body_attrs,
+    link_context,
     negotiate,
     no_content,
     options_of,
@@ -119,8 +120,6 @@ class Api:
         if body:
             payload, source = await read_body(request, self.settings.max_body_bytes, allowed)
         else:
-            from .http import link_context
-
             source = link_context(request)
         ctx = resolve_ctx(self.s.resolver, source)
         if right == "read" and tenant != "default" and not self.s.hub.tenant_exists(tenant):

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import Caller
+from .auth import ADMIN, Caller
 from .errors import (
     BadRequestData,
     InvalidRequest,
@@ -52,8 +52,6 @@ class Req:
 def request_caller(services: Any, request: Request) -> Caller:
     """The caller of a request: its API key (Bearer or X-API-Key) verified, or anonymous;
     admin for every request when the settings turn authentication off (tests only)."""
-    from .auth import ADMIN
-
     if not services.settings.auth_enabled:
         return ADMIN
     auth = request.headers.get("authorization", "")
