@@ -145,6 +145,35 @@ def test_query_filters_and_creation_order(store: Store) -> None:
     assert ids(store.query_entities("", EntityFilter())) == names
 
 
+def test_updates_keep_the_location_box_in_step(store: Store) -> None:
+    """An update read-then-written in one operation (as the core does) moves the entity's
+    box when its location moves, keeps it when only other attributes change (SQLite then
+    leaves the box's index entry alone), and drops it with the location."""
+    create(store, "t1", ent("urn:a", point=[1, 1], speed=1))
+
+    def update(**attrs: Any) -> None:
+        def op(tx: Any) -> None:
+            old = tx.get_entity("t1", "urn:a")
+            new = ent("urn:a", **attrs)
+            assert old is not None and new["type"] == old["type"]
+            tx.put_entity("t1", new, False)
+        store.write(op)
+
+    def where() -> list[str]:
+        return [b for b, box in (("near", (0.5, 0.5, 1.5, 1.5)), ("far", (4.5, 4.5, 5.5, 5.5)))
+                if ids(store.query_entities("t1", EntityFilter(bbox=box))) == ["urn:a"]]
+
+    update(point=[1, 1], speed=2)  # the same place
+    assert where() == ["near"]
+    assert store.reader().get_entity("t1", "urn:a") == ent("urn:a", point=[1, 1], speed=2)
+    update(point=[5, 5], speed=2)  # moved
+    assert where() == ["far"]
+    update(speed=3)  # no location any more
+    assert where() == []
+    update(point=[1, 1], speed=3)  # back
+    assert where() == ["near"]
+
+
 def test_bbox_prefilter_includes_touching(store: Store) -> None:
     line = {"type": "LineString", "coordinates": [[5, 5], [8, 9]]}
     create(store, "", ent("urn:in", point=[1.5, 1.5]))

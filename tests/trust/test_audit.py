@@ -144,6 +144,60 @@ def test_reordered_records_are_detected(store: Store) -> None:
     assert result.bad_chain == 2
 
 
+def test_groups_with_failed_writes_and_two_writers_keep_one_valid_chain(
+        tmp_path: Path) -> None:
+    """SQLite's writer keeps the chain head of its open group in memory. Writes that audit
+    and then fail are rolled back inside a group, and a second store on the same file (a
+    further worker) writes between groups: the chain must still verify, with no gap."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    one, two = open_store(url), open_store(url)
+    hub_one, hub_two = Hub(one), Hub(two)
+
+    def failing(tx: Any, n: int) -> None:
+        tx.audit("default", "key:test", "test.doomed", f"urn:x:{n}", {})
+        raise RuntimeError("fails after auditing")
+
+    async def burst(store: Any, hub: Hub, base: int) -> None:
+        calls = []
+        for i in range(base, base + 24):
+            if i % 3 == 1:
+                calls.append(store.run_write(lambda i=i: store.write(lambda tx: failing(tx, i))))
+            else:
+                calls.append(store.run_write(
+                    lambda i=i, h=hub: h.create_entity("default", _entity(i), actor="key:t")))
+        got = await asyncio.gather(*calls, return_exceptions=True)
+        assert sum(isinstance(g, RuntimeError) for g in got) == 8
+
+    async def main() -> None:
+        for k in range(4):  # the two stores take turns, several calls per group each
+            await asyncio.gather(burst(one, hub_one, 100 * k), burst(two, hub_two, 100 * k + 50))
+
+    def threaded(n: int) -> None:  # writes queued from other threads (Store.write)
+        if n % 3 == 1:
+            with pytest.raises(RuntimeError):
+                one.write(lambda tx: failing(tx, n))
+        else:
+            hub_one.create_entity("default", _entity(1000 + n), actor="key:t")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(threaded, range(24)))
+        asyncio.run(main())
+        result = audit.verify_store(one)
+        assert result.ok, result.message()
+        recs = list(audit.store_records(one))
+        assert len(recs) == 4 * 2 * 16 + 16
+        assert [r["chain"] for r in recs] == list(range(1, len(recs) + 1))
+        assert not any(r["action"] == "test.doomed" for r in recs)
+    finally:
+        one.close()
+        two.close()
+
+
 def test_new_records_after_verification_extend_the_chain(store: Store) -> None:
     _fill(store, 2)
     assert audit.verify_store(store).ok

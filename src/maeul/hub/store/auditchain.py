@@ -66,14 +66,20 @@ def seal_new(tx: Any, ts: str, tenant: str, actor: str, action: str, target: str
     """Insert one record already sealed (the single-writer store, with no unsealed backlog).
 
     Its ``seq`` is taken after the largest ever given (SQLite's AUTOINCREMENT counter), as
-    the insert would have assigned it; every read is in the writing transaction."""
-    row = tx.x(
-        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit'), chain, hash"
-        " FROM (SELECT 1) LEFT JOIN (SELECT chain, hash FROM audit WHERE chain IS NOT NULL"
-        " ORDER BY chain DESC LIMIT 1)"
-    ).fetchone()
-    seq = int(row[0] or 0) + 1
-    pos, prev = (int(row[1]), str(row[2])) if row[1] is not None else (0, GENESIS)
+    the insert would have assigned it; every read is in the writing transaction. The head
+    this writer left (``tx.audit_head``) saves the read for the next record of the same
+    group; the store forgets it at each group's start and at every rollback."""
+    head = tx.audit_head
+    if head is None:
+        row = tx.x(
+            "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit'), chain, hash"
+            " FROM (SELECT 1) LEFT JOIN (SELECT chain, hash FROM audit WHERE chain IS NOT NULL"
+            " ORDER BY chain DESC LIMIT 1)"
+        ).fetchone()
+        head = (int(row[0] or 0),
+                *((int(row[1]), str(row[2])) if row[1] is not None else (0, GENESIS)))
+    seq = head[0] + 1
+    pos, prev = head[1], head[2]
     rec = {"chain": pos + 1, "seq": seq, "ts": ts, "tenant": tenant, "actor": actor,
            "action": action, "target": target, "detail": detail, "prev": prev}
     # the hash is over the detail as stored and read back (orjson both ways)
@@ -82,8 +88,9 @@ def seal_new(tx: Any, ts: str, tenant: str, actor: str, action: str, target: str
         "INSERT INTO audit(seq, ts, tenant, actor, action, target, detail, chain, prev, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (seq, ts, tenant, actor, action, target, orjson.dumps(detail).decode(), pos + 1, prev,
-         record_hash(rec)),
+         digest := record_hash(rec)),
     )
+    tx.audit_head = (seq, pos + 1, digest)
 
 
 def chain_sql(after: int, limit: int) -> tuple[str, list[Any]]:

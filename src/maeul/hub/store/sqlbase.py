@@ -80,13 +80,20 @@ class SqlTx:
         # of entities read in the current operation, so a put need not read them again
         self.track_types = track_types
         self._types: dict[tuple[str, str], str] = {}
+        # and their location boxes as stored, so an update that leaves the box as it was
+        # does not rewrite the entities_bbox index entry (three times the cost of the row)
+        self._boxes: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._backlog_sealed = False
+        # (seq, chain position, hash) of the audit record this writer inserted last, while
+        # its group is open and nothing was rolled back (auditchain.seal_new); else None
+        self.audit_head: tuple[int, int, str] | None = None
 
     def forget(self) -> None:
         """Start of one operation: drop what earlier operations read."""
         if self._types:
             self._types.clear()
             self._seqs.clear()
+            self._boxes.clear()
 
     # -- helpers the backend may override -------------------------------------------------
     def x(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -104,13 +111,19 @@ class SqlTx:
 
     # -- entities -------------------------------------------------------------------------
     def get_entity(self, tenant: str, eid: str) -> Entity | None:
+        if not self.track_types:
+            row = self.x("SELECT doc FROM entities WHERE tenant = ? AND id = ?",
+                         (tenant, eid)).fetchone()
+            return None if row is None else loads(row[0])  # type: ignore[no-any-return]
         row = self.x(
-            "SELECT doc, types, seq FROM entities WHERE tenant = ? AND id = ?", (tenant, eid)
+            "SELECT doc, types, seq, minx, miny, maxx, maxy FROM entities"
+            " WHERE tenant = ? AND id = ?", (tenant, eid)
         ).fetchone()
         if row is None:
             return None
         if self.track_types:
             self._types[(tenant, eid)] = row[1]
+            self._boxes[(tenant, eid)] = row[3:7]
             ent: Entity = loads(row[0])
             vi = self.vindex
             if vi is not None and vi.active:
@@ -151,13 +164,18 @@ class SqlTx:
         types_json = dumps(types)
         known = self._types.pop((tenant, entity["id"]), None)
         read = self._seqs.pop((tenant, entity["id"]), None)
+        box = self._boxes.pop((tenant, entity["id"]), None)
         if known is not None and known == types_json:
             # read in this operation with the same types: entity_types stays as it is
-            self.x(
-                "UPDATE entities SET doc = ?, minx = ?, miny = ?, maxx = ?, maxy = ?"
-                " WHERE tenant = ? AND id = ?",
-                (doc, *bbox, tenant, entity["id"]),
-            )
+            if box == tuple(bbox):
+                self.x("UPDATE entities SET doc = ? WHERE tenant = ? AND id = ?",
+                       (doc, tenant, entity["id"]))
+            else:
+                self.x(
+                    "UPDATE entities SET doc = ?, minx = ?, miny = ?, maxx = ?, maxy = ?"
+                    " WHERE tenant = ? AND id = ?",
+                    (doc, *bbox, tenant, entity["id"]),
+                )
             if self.vindex is not None and self.vindex.active:
                 if read is None:  # pragma: no cover - a get in this operation stored it
                     raise RuntimeError("q value index: the entity's old rows are unknown")
@@ -236,7 +254,8 @@ class SqlTx:
         for eid in eids:
             self.x(
                 "INSERT INTO temporal_entities(tenant, id, types) VALUES (?, ?, ?)"
-                " ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types",
+                " ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types"
+                " WHERE temporal_entities.types <> excluded.types",  # no rewrite if same
                 (tenant, eid, dumps(types)),
             )
 
@@ -358,6 +377,7 @@ class SqlTx:
                 while seal_rows(self, 5000):
                     pass
                 self._backlog_sealed = True
+                self.audit_head = None
             seal_new(self, ts, tenant, actor, action, target, detail)
             return
         self.x(

@@ -289,6 +289,7 @@ class SqliteStore(Store):
             value = fn(self._group_tx)
         except BaseException:
             conn.execute(f"ROLLBACK TO {name}")
+            self._group_tx.audit_head = None
             conn.execute(f"RELEASE {name}")
             raise
         else:
@@ -321,6 +322,7 @@ class SqliteStore(Store):
         fcntl.flock(self._wlock, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
+            tx.audit_head = None  # another process may have written since
             self._vindex.refresh(conn.execute)
             self._group_tx = tx
             for item in batch:
@@ -339,6 +341,7 @@ class SqliteStore(Store):
                     value = fn(tx)
                 except BaseException as exc:  # noqa: BLE001 - handed back to the caller
                     conn.execute("ROLLBACK TO w")
+                    tx.audit_head = None
                     conn.execute("RELEASE w")
                     results.append((fut, False, exc))
                 else:
