@@ -114,22 +114,20 @@ class SqlTx:
         if not self.track_types:
             row = self.x("SELECT doc FROM entities WHERE tenant = ? AND id = ?",
                          (tenant, eid)).fetchone()
-            return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+            return None if row is None else loads(row[0])
         row = self.x(
             "SELECT doc, types, seq, minx, miny, maxx, maxy FROM entities"
             " WHERE tenant = ? AND id = ?", (tenant, eid)
         ).fetchone()
         if row is None:
             return None
-        if self.track_types:
-            self._types[(tenant, eid)] = row[1]
-            self._boxes[(tenant, eid)] = row[3:7]
-            ent: Entity = loads(row[0])
-            vi = self.vindex
-            if vi is not None and vi.active:
-                self._seqs[(tenant, eid)] = (row[2], vi.rows(tenant, ent))
-            return ent
-        return loads(row[0])  # type: ignore[no-any-return]
+        self._types[(tenant, eid)] = row[1]
+        self._boxes[(tenant, eid)] = row[3:7]
+        ent: Entity = loads(row[0])
+        vi = self.vindex
+        if vi is not None and vi.active:
+            self._seqs[(tenant, eid)] = (row[2], vi.rows(tenant, ent))
+        return ent
 
     def get_entities(self, tenant: str, ids: list[str]) -> dict[str, Entity]:
         out: dict[str, Entity] = {}
