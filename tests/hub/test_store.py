@@ -574,6 +574,38 @@ def test_sqlite_checkpoints_beside_the_writer(tmp_path: Any,
     assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
 
 
+def test_sqlite_writes_queued_behind_another_process_join_one_group(tmp_path: Any) -> None:
+    """While another process holds the file (a second worker's group), writes keep coming;
+    when the lock is released they are committed together, not the first one alone."""
+    import fcntl
+
+    path = tmp_path / "hub.db"
+    s = open_store(f"sqlite:///{path}")
+    other = os.open(f"{path}.wlock", os.O_RDWR)
+    begins: list[str] = []
+    try:
+        s._wconn.set_trace_callback(  # noqa: SLF001 - the groups are what this is about
+            lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        writers = [threading.Thread(target=s.write, args=(
+            lambda tx, i=i: tx.put_json("k", "t1", str(i), {"n": i}),)) for i in range(10)]
+        for i, w in enumerate(writers):
+            w.start()
+            if i == 0:
+                time.sleep(0.3)  # the writer takes the first and waits for the file
+        time.sleep(0.3)
+        assert begins == []
+        fcntl.flock(other, fcntl.LOCK_UN)
+        for w in writers:
+            w.join(10)
+        assert len(begins) == 1
+        assert {s.reader().get_json("k", "t1", str(i))["n"] for i in range(10)} == set(range(10))
+    finally:
+        s._wconn.set_trace_callback(None)  # noqa: SLF001
+        os.close(other)
+        s.close()
+
+
 def test_processes_opening_one_new_store_at_once_all_succeed(store_url: str) -> None:
     """`maeul serve --workers`, or `maeul import` started beside a starting server: several
     processes create the schema of one new store at the same moment (on SQLite, switching
