@@ -23,14 +23,29 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
+
+from .importrows import (
+    CsvTable,
+    Entity,
+    EntityCounter,
+    ImportDataError,
+    ImportStats,
+    RowError,
+    parse_float,
+    parse_int,
+    point,
+    prop,
+    rows_checked,
+    utc_iso,
+)
+from .seoul_stations import SEOUL_STATIONS, SeoulStation
 
 __all__ = [
     "IMPORTERS",
@@ -44,8 +59,6 @@ __all__ = [
     "iter_sdm_examples",
     "iter_traffic_los",
 ]
-
-Entity = dict[str, Any]
 
 # --- IRIs (from the Smart Data Models context.jsonld files) ------------------------------------
 
@@ -88,179 +101,6 @@ LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 LOS_DEFAULT_START = datetime(2012, 3, 1, 0, 0, tzinfo=LOS_ANGELES)
 
 
-# --- errors and statistics ---------------------------------------------------------------------
-
-
-class ImportDataError(ValueError):
-    """A malformed input file or row; names the file, the 1-based line and the column."""
-
-    def __init__(
-        self, message: str, *, path: Path, line: int | None = None, column: str | None = None
-    ) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.column = column
-        self.reason = message
-        where = str(self.path)
-        if line is not None:
-            where += f", line {line}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
-
-
-@dataclass
-class ImportStats:
-    """Counters filled in by an importer while it is iterated.
-
-    ``rows``: data rows read; ``entities``: distinct entity ids yielded; ``snapshots``: entity
-    bodies yielded; ``skipped``: malformed rows skipped (only with ``skip_bad_rows=True``).
-    """
-
-    rows: int = 0
-    entities: int = 0
-    snapshots: int = 0
-    skipped: int = 0
-
-
-class _Counter:
-    """Keeps ``ImportStats.entities`` as the number of distinct ids yielded."""
-
-    def __init__(self, stats: ImportStats | None) -> None:
-        self.stats = stats if stats is not None else ImportStats()
-        self._ids: set[str] = set()
-
-    def emit(self, entity: Entity) -> Entity:
-        self.stats.snapshots += 1
-        eid = entity["id"]
-        if eid not in self._ids:
-            self._ids.add(eid)
-            self.stats.entities = len(self._ids)
-        return entity
-
-
-# --- NGSI-LD helpers ---------------------------------------------------------------------------
-
-
-def _utc_iso(moment: datetime) -> str:
-    """ISO 8601 UTC with a ``Z`` suffix (no fractional seconds: the sources have none)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _prop(value: Any, *, observed_at: str | None = None, unit: str | None = None) -> Entity:
-    attr: Entity = {"type": "Property", "value": value}
-    if observed_at is not None:
-        attr["observedAt"] = observed_at
-    if unit is not None:
-        attr["unitCode"] = unit
-    return attr
-
-
-def _point(lon: float, lat: float) -> Entity:
-    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}
-
-
-# --- CSV helpers -------------------------------------------------------------------------------
-
-
-class _Csv:
-    """A CSV file read with line numbers and header checks."""
-
-    def __init__(self, path: Path, required: Sequence[str], *, encoding: str = "utf-8-sig"):
-        self.path = Path(path)
-        self.required = list(required)
-        self._encoding = encoding
-
-    def rows(self) -> Iterator[tuple[int, dict[str, str] | _RowError]]:
-        """Yield ``(line_number, {column: cell})``, or ``(line, error)`` for a short row."""
-        with self.path.open(encoding=self._encoding, newline="") as handle:
-            reader = csv.reader(handle)
-            try:
-                header = next(reader, None)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise ImportDataError(f"unreadable header: {exc}", path=self.path, line=1) from exc
-            if header is None:
-                raise ImportDataError("empty file (no header)", path=self.path, line=1)
-            header = [h.strip() for h in header]
-            index: dict[str, int] = {}
-            for pos, name in enumerate(header):
-                index.setdefault(name, pos)
-            for name in self.required:
-                if name not in index:
-                    raise ImportDataError(
-                        f"missing column in header {header!r}",
-                        path=self.path,
-                        line=1,
-                        column=name,
-                    )
-            while True:
-                try:
-                    cells = next(reader)
-                except StopIteration:
-                    return
-                except (csv.Error, UnicodeDecodeError) as exc:
-                    raise ImportDataError(
-                        f"unreadable row: {exc}", path=self.path, line=reader.line_num + 1
-                    ) from exc
-                line = reader.line_num
-                if not cells or all(not c.strip() for c in cells):
-                    continue  # blank line
-                missing = [n for n in self.required if index[n] >= len(cells)]
-                if missing:
-                    yield line, _RowError(f"row has only {len(cells)} fields", line, missing[0])
-                    continue
-                yield line, {name: cells[index[name]].strip() for name in self.required}
-
-    def error(self, exc: _RowError) -> ImportDataError:
-        return ImportDataError(exc.reason, path=self.path, line=exc.line, column=exc.column)
-
-
-class _RowError(Exception):
-    """Internal: a bad cell; turned into ImportDataError with the file name by the caller."""
-
-    def __init__(self, reason: str, line: int, column: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.line = line
-        self.column = column
-
-
-def _parse_int(text: str, line: int, column: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise _RowError(f"not an integer: {text!r}", line, column) from None
-
-
-def _parse_float(text: str, line: int, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _RowError(f"not a number: {text!r}", line, column) from None
-    if not math.isfinite(value):
-        raise _RowError(f"not a finite number: {text!r}", line, column)
-    return value
-
-
-def _rows_checked(
-    table: _Csv,
-    parse: Callable[[int, dict[str, str]], Any],
-    skip_bad_rows: bool,
-    stats: ImportStats,
-) -> Iterator[Any]:
-    """Run ``parse`` on every row; a bad row raises or (with skip_bad_rows) is counted."""
-    for line, row in table.rows():
-        stats.rows += 1
-        try:
-            if isinstance(row, _RowError):
-                raise row
-            yield parse(line, row)
-        except _RowError as exc:
-            if not skip_bad_rows:
-                raise table.error(exc) from None
-            stats.skipped += 1
-
-
 # --- Birmingham parking ------------------------------------------------------------------------
 
 PARKING_COLUMNS = ("SystemCodeNumber", "Capacity", "Occupancy", "LastUpdated")
@@ -277,15 +117,15 @@ class _ParkingRow:
 def _parse_parking(line: int, row: dict[str, str]) -> _ParkingRow:
     code = row["SystemCodeNumber"]
     if not code:
-        raise _RowError("empty car park code", line, "SystemCodeNumber")
-    capacity = _parse_int(row["Capacity"], line, "Capacity")
+        raise RowError("empty car park code", line, "SystemCodeNumber")
+    capacity = parse_int(row["Capacity"], line, "Capacity")
     if capacity < 0:
-        raise _RowError(f"negative capacity: {capacity}", line, "Capacity")
-    occupancy = _parse_int(row["Occupancy"], line, "Occupancy")
+        raise RowError(f"negative capacity: {capacity}", line, "Capacity")
+    occupancy = parse_int(row["Occupancy"], line, "Occupancy")
     try:
         local = datetime.strptime(row["LastUpdated"], "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        raise _RowError(
+        raise RowError(
             f"not a 'YYYY-MM-DD HH:MM:SS' time: {row['LastUpdated']!r}", line, "LastUpdated"
         ) from None
     # Local UK wall-clock time; fold=0 picks the first (BST) instant of the ambiguous hour
@@ -295,21 +135,21 @@ def _parse_parking(line: int, row: dict[str, str]) -> _ParkingRow:
 
 
 def _parking_entity(rec: _ParkingRow) -> Entity:
-    at = _utc_iso(rec.when)
+    at = utc_iso(rec.when)
     # The source reports a few negative counts and counts above capacity (sensor drift);
     # SDM requires 0 <= occupiedSpotNumber <= totalSpotNumber, so the count is clamped.
     occupied = min(max(rec.occupancy, 0), rec.capacity)
     entity: Entity = {
         "id": "urn:ngsi-ld:OffStreetParking:birmingham-" + quote(rec.code, safe="-._~"),
         "type": T_OFF_STREET_PARKING,
-        A_NAME: _prop(rec.code),
-        A_ADDRESS: _prop({K_ADDRESS_LOCALITY: "Birmingham", K_ADDRESS_COUNTRY: "GB"}),
-        A_TOTAL_SPOTS: _prop(rec.capacity, observed_at=at, unit=U_ONE),
-        A_OCCUPIED_SPOTS: _prop(occupied, observed_at=at, unit=U_ONE),
-        A_AVAILABLE_SPOTS: _prop(rec.capacity - occupied, observed_at=at, unit=U_ONE),
+        A_NAME: prop(rec.code),
+        A_ADDRESS: prop({K_ADDRESS_LOCALITY: "Birmingham", K_ADDRESS_COUNTRY: "GB"}),
+        A_TOTAL_SPOTS: prop(rec.capacity, observed_at=at, unit=U_ONE),
+        A_OCCUPIED_SPOTS: prop(occupied, observed_at=at, unit=U_ONE),
+        A_AVAILABLE_SPOTS: prop(rec.capacity - occupied, observed_at=at, unit=U_ONE),
     }
     if rec.capacity > 0:
-        entity[A_OCCUPANCY] = _prop(round(occupied / rec.capacity, 4), observed_at=at, unit=U_ONE)
+        entity[A_OCCUPANCY] = prop(round(occupied / rec.capacity, 4), observed_at=at, unit=U_ONE)
     return entity
 
 
@@ -322,10 +162,10 @@ def iter_parking(
     with the same time keep the file order).  ``LastUpdated`` is UK local time and is
     converted to UTC.  The file has no coordinates, so no ``location`` is emitted.
     """
-    counter = _Counter(stats)
-    table = _Csv(path, PARKING_COLUMNS)
+    counter = EntityCounter(stats)
+    table = CsvTable(path, PARKING_COLUMNS)
     records: list[_ParkingRow] = list(
-        _rows_checked(table, _parse_parking, skip_bad_rows, counter.stats)
+        rows_checked(table, _parse_parking, skip_bad_rows, counter.stats)
     )
     records.sort(key=lambda r: r.when)
     for rec in records:
@@ -335,74 +175,6 @@ def iter_parking(
 # --- Seoul daily air quality -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SeoulStation:
-    """A Seoul air monitoring station: id slug, district (구) and approximate [lon, lat]."""
-
-    slug: str
-    district: str | None = None
-    lon_lat: tuple[float, float] | None = None
-
-
-# Romanised (Revised Romanization) slugs for every station name in the 2022 file, with the
-# district and an approximate position where it is a well-known public place: the district
-# (구) office for the 25 urban background stations named after their district, the park or
-# landmark for the others.  Roadside stations named after a road get no position (a road is
-# kilometres long), nor do stations whose site we could not place with confidence.
-SEOUL_STATIONS: dict[str, SeoulStation] = {
-    "강남구": SeoulStation("gangnam-gu", "강남구", (127.0474, 37.5173)),
-    "강동구": SeoulStation("gangdong-gu", "강동구", (127.1238, 37.5301)),
-    "강북구": SeoulStation("gangbuk-gu", "강북구", (127.0257, 37.6396)),
-    "강서구": SeoulStation("gangseo-gu", "강서구", (126.8497, 37.5509)),
-    "관악구": SeoulStation("gwanak-gu", "관악구", (126.9516, 37.4784)),
-    "광진구": SeoulStation("gwangjin-gu", "광진구", (127.0823, 37.5385)),
-    "구로구": SeoulStation("guro-gu", "구로구", (126.8874, 37.4954)),
-    "금천구": SeoulStation("geumcheon-gu", "금천구", (126.8955, 37.4569)),
-    "노원구": SeoulStation("nowon-gu", "노원구", (127.0568, 37.6542)),
-    "도봉구": SeoulStation("dobong-gu", "도봉구", (127.0471, 37.6688)),
-    "동대문구": SeoulStation("dongdaemun-gu", "동대문구", (127.0396, 37.5744)),
-    "동작구": SeoulStation("dongjak-gu", "동작구", (126.9393, 37.5124)),
-    "마포구": SeoulStation("mapo-gu", "마포구", (126.9019, 37.5663)),
-    "서대문구": SeoulStation("seodaemun-gu", "서대문구", (126.9368, 37.5791)),
-    "서초구": SeoulStation("seocho-gu", "서초구", (127.0324, 37.4837)),
-    "성동구": SeoulStation("seongdong-gu", "성동구", (127.0371, 37.5633)),
-    "성북구": SeoulStation("seongbuk-gu", "성북구", (127.0167, 37.5894)),
-    "송파구": SeoulStation("songpa-gu", "송파구", (127.1059, 37.5145)),
-    "양천구": SeoulStation("yangcheon-gu", "양천구", (126.8665, 37.5170)),
-    "영등포구": SeoulStation("yeongdeungpo-gu", "영등포구", (126.8962, 37.5264)),
-    "용산구": SeoulStation("yongsan-gu", "용산구", (126.9906, 37.5324)),
-    "은평구": SeoulStation("eunpyeong-gu", "은평구", (126.9291, 37.6027)),
-    "종로구": SeoulStation("jongno-gu", "종로구", (126.9790, 37.5735)),
-    "중구": SeoulStation("jung-gu", "중구", (126.9979, 37.5641)),
-    "중랑구": SeoulStation("jungnang-gu", "중랑구", (127.0925, 37.6063)),
-    # parks, mountains and neighbourhoods
-    "관악산": SeoulStation("gwanaksan", "관악구", (126.9640, 37.4445)),
-    "남산": SeoulStation("namsan", None, (126.9882, 37.5512)),
-    "북한산": SeoulStation("bukhansan", None, (126.9779, 37.6588)),
-    "서울숲": SeoulStation("seoulsup", "성동구", (127.0374, 37.5444)),
-    "올림픽공원": SeoulStation("olympic-park", "송파구", (127.1217, 37.5210)),
-    "세곡": SeoulStation("segok", "강남구", (127.1046, 37.4647)),
-    "항동": SeoulStation("hang-dong", "구로구", (126.8250, 37.4816)),
-    "자연사박물관": SeoulStation("natural-history-museum", "서대문구", (126.9393, 37.5767)),
-    "마포아트센터": SeoulStation("mapo-art-center", "마포구"),
-    "행주": SeoulStation("haengju"),
-    "종로": SeoulStation("jongno", "종로구"),
-    # roadside stations (named after the road)
-    "강남대로": SeoulStation("gangnam-daero"),
-    "강변북로": SeoulStation("gangbyeonbuk-ro"),
-    "공항대로": SeoulStation("gonghang-daero"),
-    "도산대로": SeoulStation("dosan-daero"),
-    "동작대로": SeoulStation("dongjak-daero"),
-    "시흥대로": SeoulStation("siheung-daero"),
-    "신촌로": SeoulStation("sinchon-ro"),
-    "영등포로": SeoulStation("yeongdeungpo-ro"),
-    "정릉로": SeoulStation("jeongneung-ro"),
-    "천호대로": SeoulStation("cheonho-daero"),
-    "청계천로": SeoulStation("cheonggyecheon-ro"),
-    "한강대로": SeoulStation("hangang-daero"),
-    "홍릉로": SeoulStation("hongneung-ro"),
-    "화랑로": SeoulStation("hwarang-ro"),
-}
 
 AIR_DATE = "측정일시"
 AIR_STATION = "측정소명"
@@ -434,28 +206,28 @@ class _AirRow:
 def _parse_air(line: int, row: dict[str, str]) -> _AirRow:
     text = row[AIR_DATE]
     if len(text) != 8 or not text.isdigit():
-        raise _RowError(f"not a YYYYMMDD date: {text!r}", line, AIR_DATE)
+        raise RowError(f"not a YYYYMMDD date: {text!r}", line, AIR_DATE)
     try:
         day = datetime.strptime(text, "%Y%m%d")
     except ValueError:
-        raise _RowError(f"not a valid date: {text!r}", line, AIR_DATE) from None
+        raise RowError(f"not a valid date: {text!r}", line, AIR_DATE) from None
     station = row[AIR_STATION]
     if not station:
-        raise _RowError("empty station name", line, AIR_STATION)
+        raise RowError("empty station name", line, AIR_STATION)
     values: list[tuple[str, str, float]] = []
     for column, (iri, unit) in AIR_MEASURES.items():
         cell = row[column]
         if cell == "":
             continue  # not measured that day: omitted, never reported as 0
-        value = _parse_float(cell, line, column)
+        value = parse_float(cell, line, column)
         if value < 0:
-            raise _RowError(f"negative concentration: {cell!r}", line, column)
+            raise RowError(f"negative concentration: {cell!r}", line, column)
         values.append((iri, unit, value))
     return _AirRow(day.replace(tzinfo=SEOUL).astimezone(UTC), station, tuple(values))
 
 
 def _air_entity(rec: _AirRow) -> Entity:
-    at = _utc_iso(rec.when)
+    at = utc_iso(rec.when)
     station = SEOUL_STATIONS.get(rec.station)
     address: Entity = {K_ADDRESS_LOCALITY: "서울특별시", K_ADDRESS_COUNTRY: "KR"}
     if station is not None and station.district is not None:
@@ -463,14 +235,14 @@ def _air_entity(rec: _AirRow) -> Entity:
     entity: Entity = {
         "id": seoul_station_id(rec.station),
         "type": T_AIR_QUALITY_OBSERVED,
-        A_NAME: _prop(rec.station),
-        A_ADDRESS: _prop(address),
-        A_DATE_OBSERVED: _prop(at, observed_at=at),
+        A_NAME: prop(rec.station),
+        A_ADDRESS: prop(address),
+        A_DATE_OBSERVED: prop(at, observed_at=at),
     }
     if station is not None and station.lon_lat is not None:
-        entity["location"] = _point(*station.lon_lat)
+        entity["location"] = point(*station.lon_lat)
     for iri, unit, value in rec.values:
-        entity[iri] = _prop(value, observed_at=at, unit=unit)
+        entity[iri] = prop(value, observed_at=at, unit=unit)
     return entity
 
 
@@ -485,9 +257,9 @@ def iter_air_seoul_daily(
     Empty cells mean "not measured": the attribute is left out of that snapshot; a row with
     no measurement at all yields no snapshot (it is still counted in ``stats.rows``).
     """
-    counter = _Counter(stats)
-    table = _Csv(path, (AIR_DATE, AIR_STATION, *AIR_MEASURES))
-    records: list[_AirRow] = list(_rows_checked(table, _parse_air, skip_bad_rows, counter.stats))
+    counter = EntityCounter(stats)
+    table = CsvTable(path, (AIR_DATE, AIR_STATION, *AIR_MEASURES))
+    records: list[_AirRow] = list(rows_checked(table, _parse_air, skip_bad_rows, counter.stats))
     records.sort(key=lambda r: r.when)
     for rec in records:
         if rec.values:
@@ -507,19 +279,19 @@ def _read_sensor_locations(
     def parse(line: int, row: dict[str, str]) -> tuple[str, tuple[float, float]]:
         sensor = row["sensor_id"]
         if not sensor:
-            raise _RowError("empty sensor id", line, "sensor_id")
-        lat = _parse_float(row["latitude"], line, "latitude")
+            raise RowError("empty sensor id", line, "sensor_id")
+        lat = parse_float(row["latitude"], line, "latitude")
         if not -90.0 <= lat <= 90.0:
-            raise _RowError(f"latitude out of range: {lat}", line, "latitude")
-        lon = _parse_float(row["longitude"], line, "longitude")
+            raise RowError(f"latitude out of range: {lat}", line, "latitude")
+        lon = parse_float(row["longitude"], line, "longitude")
         if not -180.0 <= lon <= 180.0:
-            raise _RowError(f"longitude out of range: {lon}", line, "longitude")
+            raise RowError(f"longitude out of range: {lon}", line, "longitude")
         return sensor, (lon, lat)
 
     # loc.csv rows are not observations: only skips are reported in the caller's stats.
     local = ImportStats()
-    table = _Csv(loc_path, LOC_COLUMNS)
-    found = dict(_rows_checked(table, parse, skip_bad_rows, local))
+    table = CsvTable(loc_path, LOC_COLUMNS)
+    found = dict(rows_checked(table, parse, skip_bad_rows, local))
     stats.skipped += local.skipped
     return found
 
@@ -548,7 +320,7 @@ def iter_traffic_los(
         raise ValueError("step_minutes must be positive")
     if limit_rows is not None and limit_rows < 0:
         raise ValueError("limit_rows must be >= 0")
-    counter = _Counter(stats)
+    counter = EntityCounter(stats)
     locations = _read_sensor_locations(loc_path, skip_bad_rows, counter.stats)
     start_utc = start if start.tzinfo is not None else start.replace(tzinfo=LOS_ANGELES)
     start_utc = start_utc.astimezone(UTC)
@@ -593,39 +365,39 @@ def iter_traffic_los(
             counter.stats.rows += 1
             try:
                 speeds = _parse_speed_row(cells, sensors, line)
-            except _RowError as exc:
+            except RowError as exc:
                 if not skip_bad_rows:
                     raise ImportDataError(
                         exc.reason, path=speed_path, line=exc.line, column=exc.column
                     ) from None
                 counter.stats.skipped += 1
                 continue
-            at = _utc_iso(start_utc + row_index * step)
+            at = utc_iso(start_utc + row_index * step)
             for sensor, mph in speeds:
                 entity: Entity = {
                     "id": "urn:ngsi-ld:TrafficFlowObserved:metr-la-" + quote(sensor, safe="-._~"),
                     "type": T_TRAFFIC_FLOW_OBSERVED,
-                    A_DATE_OBSERVED: _prop(at, observed_at=at),
-                    A_AVG_SPEED: _prop(round(mph * MPH_TO_KMH, 3), observed_at=at, unit=U_KMH),
+                    A_DATE_OBSERVED: prop(at, observed_at=at),
+                    A_AVG_SPEED: prop(round(mph * MPH_TO_KMH, 3), observed_at=at, unit=U_KMH),
                 }
                 where = locations.get(sensor)
                 if where is not None:
-                    entity["location"] = _point(*where)
+                    entity["location"] = point(*where)
                 yield counter.emit(entity)
 
 
 def _parse_speed_row(cells: list[str], sensors: list[str], line: int) -> list[tuple[str, float]]:
     if len(cells) != len(sensors):
         column = sensors[len(cells)] if len(cells) < len(sensors) else f"#{len(sensors)}"
-        raise _RowError(f"{len(cells)} fields, header has {len(sensors)}", line, column)
+        raise RowError(f"{len(cells)} fields, header has {len(sensors)}", line, column)
     out: list[tuple[str, float]] = []
     for sensor, cell in zip(sensors, cells, strict=True):
         text = cell.strip()
         if text == "":
             continue
-        mph = _parse_float(text, line, sensor)
+        mph = parse_float(text, line, sensor)
         if mph < 0:
-            raise _RowError(f"negative speed: {text!r}", line, sensor)
+            raise RowError(f"negative speed: {text!r}", line, sensor)
         if mph == 0:
             continue  # METR-LA missing-data placeholder
         out.append((sensor, mph))
@@ -650,7 +422,7 @@ def iter_sdm_examples(
     :func:`maeul.ingest.sdm.sdm_context_preload`).  A file holding a list yields each item.
     ``skip_bad_rows`` skips (and counts) an unreadable file instead of raising.
     """
-    counter = _Counter(stats)
+    counter = EntityCounter(stats)
     base = _sdm_root(root)
     if not base.is_dir():
         raise ImportDataError("not a directory", path=base)
