@@ -567,78 +567,15 @@ class Api:
         return respond({"success": res.success, "errors": res.errors}, r, status=207)
 
     # -- types and attributes --------------------------------------------------------------
-    async def types(self, request: Request) -> Response:
-        r = await self.req(request, "read")
-        counts = self.s.store.count_types(r.tenant)
-        details = request.query_params.get("details") == "true"
-        if not details:
-            body: Any = {
-                "id": f"urn:ngsi-ld:EntityTypeList:{r.tenant}",
-                "type": "EntityTypeList",
-                "typeList": sorted(r.ctx.compact_iri(t) for t in counts),
-            }
-            return respond(body, r)
-        summary = self.s.store.attribute_summary(r.tenant)
-        out = []
-        for t in sorted(counts):
-            attrs = sorted(r.ctx.compact_iri(a) for a, ts in summary.items() if t in ts)
-            out.append({"id": t, "type": "EntityType", "typeName": r.ctx.compact_iri(t),
-                        "attributeNames": attrs})
-        return respond(out, r)
-
-    async def type_info(self, request: Request) -> Response:
-        if not request.path_params["type"]:  # GET /types/ is the collection
-            return await self.types(request)
-        r = await self.req(request, "read")
-        iri = r.ctx.expand_term(request.path_params["type"])
-        counts = self.s.store.count_types(r.tenant)
-        if iri not in counts:
-            raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
-        summary = self.s.store.attribute_summary(r.tenant)
-        attrs = [
-            {"id": a, "type": "Attribute", "attributeName": r.ctx.compact_iri(a)}
-            for a, ts in sorted(summary.items()) if iri in ts
-        ]
-        body = {"id": iri, "type": "EntityTypeInfo", "typeName": r.ctx.compact_iri(iri),
-                "entityCount": counts[iri], "attributeDetails": attrs}
-        return respond(body, r)
-
-    async def attributes(self, request: Request) -> Response:
-        r = await self.req(request, "read")
-        summary = self.s.store.attribute_summary(r.tenant)
-        if request.query_params.get("details") == "true":
-            out = [
-                {"id": a, "type": "Attribute", "attributeName": r.ctx.compact_iri(a),
-                 "typeNames": sorted(r.ctx.compact_iri(t) for t in ts)}
-                for a, ts in sorted(summary.items())
-            ]
-            return respond(out, r)
-        body = {
-            "id": f"urn:ngsi-ld:AttributeList:{r.tenant}",
-            "type": "AttributeList",
-            "attributeList": sorted(r.ctx.compact_iri(a) for a in summary),
-        }
-        return respond(body, r)
-
-    async def attribute_info(self, request: Request) -> Response:
-        if not request.path_params["attr"]:  # GET /attributes/ is the collection
-            return await self.attributes(request)
-        r = await self.req(request, "read")
-        iri = r.ctx.expand_term(request.path_params["attr"])
-        summary = self.s.store.attribute_summary(r.tenant)
-        if iri not in summary:
-            raise ResourceNotFound(f"no attribute {request.path_params['attr']}")
-        body = {"id": iri, "type": "Attribute", "attributeName": r.ctx.compact_iri(iri),
-                "typeNames": sorted(r.ctx.compact_iri(t) for t in summary[iri])}
-        return respond(body, r)
-
     async def no_entity_id(self, request: Request) -> Response:
         # PUT/PATCH /entities[/] (no id; the slash redirects here) would otherwise be 405
         raise BadRequestData("the entity id is missing from the path")
 
     # -- routing ---------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
-        w = self.wrap
+        from .types_api import TypesApi
+
+        w, t = self.wrap, TypesApi(self)
         return [
             Route(f"{BASE}/entities", w(self.query_entities), methods=["GET"]),
             Route(f"{BASE}/entities", w(self.create_entity), methods=["POST"]),
@@ -657,10 +594,10 @@ class Api:
             Route(f"{BASE}/entities/{{eid}}/attrs/{{attr}}", w(self.delete_attr),
                   methods=["DELETE"]),
             Route(f"{BASE}/entityOperations/{{op}}", w(self.batch), methods=["POST"]),
-            Route(f"{BASE}/types", w(self.types), methods=["GET"]),
-            Route(f"{BASE}/types/{{type:path}}", w(self.type_info), methods=["GET"]),
-            Route(f"{BASE}/attributes", w(self.attributes), methods=["GET"]),
-            Route(f"{BASE}/attributes/{{attr:path}}", w(self.attribute_info), methods=["GET"]),
+            Route(f"{BASE}/types", w(t.types), methods=["GET"]),
+            Route(f"{BASE}/types/{{type:path}}", w(t.type_info), methods=["GET"]),
+            Route(f"{BASE}/attributes", w(t.attributes), methods=["GET"]),
+            Route(f"{BASE}/attributes/{{attr:path}}", w(t.attribute_info), methods=["GET"]),
         ]
 
     @staticmethod
