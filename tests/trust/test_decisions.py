@@ -12,7 +12,8 @@ import pytest
 
 from maeul.hub.app import Services
 from maeul.hub.auth import Caller
-from maeul.hub.entities import View, expand_entity
+from maeul.hub.compaction import View
+from maeul.hub.entities import expand_entity
 from maeul.hub.errors import BadRequestData, Conflict, Forbidden
 from maeul.hub.store.base import TemporalFilter
 from maeul.trust.decisions import Decisions, RetryLater

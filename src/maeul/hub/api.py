@@ -12,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .auth import Caller
+from .compaction import View
 from .core import Query
 from .entities import (
-    View,
     dataset_filter,
     expand_attribute,
     expand_entity,

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .api import BASE, Api
+from .compaction import View
 from .contexts_api import implicit_context
-from .entities import View, check_entity_id, expand_attrs, expand_types, is_uri
+from .entities import check_entity_id, expand_attrs, expand_types, is_uri
 from .errors import (
     BadRequestData,
     Forbidden,

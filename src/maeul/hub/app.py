@@ -7,8 +7,8 @@ from typing import Any
 
 from ..config import Settings
 from .auth import Keys
+from .compaction import View
 from .core import Hub
-from .entities import View
 from .ldcontext import ContextResolver
 from .lifecycle import ExpiryIndex, ExpirySweeper
 from .store.base import Entity, Store, open_store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .entities import View
+from .compaction import View
 from .store.base import Entity
 
 # attribute type -> (the member holding its value, the member naming the previous one)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .compaction import View
 from .core import Hub, expired
-from .entities import View
 from .errors import BadRequestData
 from .store.base import Entity
 

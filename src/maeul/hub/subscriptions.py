@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from .changes import show_changes, with_deletions
-from .core import AccessGuard, guard_hides, strip_attrs
-from .entities import View, canonical_time, now_iso, parse_time, type_filter
+from .compaction import View
+from .entities import canonical_time, now_iso, parse_time, type_filter
 from .errors import ResourceNotFound
 from .geo import compile_geo, parse_geo_query
+from .hooks import AccessGuard, guard_hides, strip_attrs
 from .ldcontext import Context, ContextResolver
 from .query import compile_q, parse_q
 from .store.base import Entity, OutboxItem, Store, Tx

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .core import IngestHook
-from .entities import META, NULL_URI, SYS, View, canonical_time, now_iso, parse_time
+from .compaction import View
+from .entities import META, NULL_URI, SYS, canonical_time, now_iso, parse_time
 from .errors import BadRequestData, ResourceNotFound
+from .hooks import IngestHook
 from .store.base import Entity, HistoryRow, Store, TemporalFilter, Tx
 
 AGGR_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")

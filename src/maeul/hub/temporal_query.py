@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .compaction import View
 from .core import Query
-from .entities import View
 from .query import ENTITY_TIMESTAMPS, attrs_in, parse_q
 from .store.base import Entity, HistoryRow, TemporalFilter
 from .temporal import Temporal, TemporalOptions, content_range, cut_time, row_time, trim

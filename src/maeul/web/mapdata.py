@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from ..hub.auth import Caller
-from ..hub.core import strip_attrs
 from ..hub.errors import BadRequestData, ResourceNotFound
+from ..hub.hooks import strip_attrs
 from ..hub.store.base import EntityFilter, TemporalFilter
 from .base import short_name
 from .layercache import LayerCache, Point, Snapshot, view_key

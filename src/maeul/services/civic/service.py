@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ...hub.entities import View, expand_entity, now_iso, parse_time
+from ...hub.compaction import View
+from ...hub.entities import expand_entity, now_iso, parse_time
 from ...hub.errors import BadRequestData, Forbidden, ResourceNotFound
 from ...hub.store.base import EntityFilter, Tx
 from ...trust.events import ComplaintRerouted, ComplaintStatusChanged, emit
