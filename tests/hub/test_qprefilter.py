@@ -171,6 +171,43 @@ def test_prefilter_prunes_in_the_store(store: Store) -> None:
     assert got == want and scanned == 4
 
 
+def test_a_query_that_wants_few_reads_small_pages_first_and_still_streams_all(
+        store: Store) -> None:
+    """PostgreSQL pages a filtered query from a small first page up (``EntityFilter.want``);
+    a consumer that goes on past what it wanted still gets every match once, in order."""
+
+    def load(tx: Any) -> None:
+        tx.ensure_tenant("t")
+        for i in range(1400):
+            tx.put_entity("t", {"id": f"urn:t:{i:04d}", "type": [T],
+                                "attrs": {NS + "speed": [prop(i % 10)]}}, True)
+
+    store.write(load)
+    indexes_ready(store, "speed>=5")
+    tree = parse_q("speed>=5")
+    flt = EntityFilter(types=(T,), q=prefilter(tree, expand), want=10)
+    expected = [f"urn:t:{i:04d}" for i in range(1400) if i % 10 >= 5]
+    sizes: list[int] = []
+    fetch = getattr(store, "_fetch", None)
+    if fetch is not None:  # PostgreSQL: record the page sizes asked for
+
+        def spy(sql: str, params: Any = ()) -> Any:
+            if "LIMIT" in sql:
+                sizes.append(params[-1])
+            return fetch(sql, params)
+
+        store._fetch = spy  # type: ignore[attr-defined]
+    it = store.query_entities("t", flt)
+    first = [next(it)["id"] for _ in range(10)]
+    assert first == expected[:10]
+    if fetch is not None:
+        assert sizes == [32]  # ten wanted: one page of 32 rows, not 500
+    rest = [e["id"] for e in it]
+    assert first + rest == expected  # 700 matches: pages of 32, 128, 500 and the last
+    if fetch is not None:
+        assert sizes == [32, 128, 500, 500]
+
+
 def test_prefilter_tree_shapes() -> None:
     assert prefilter(parse_q("speed>5"), expand) == PreTerm(NS + "speed", ">", "number", (5,))
     assert prefilter(parse_q("speed~=x"), expand) is None

@@ -1,12 +1,12 @@
 """SQL for a q prefilter (:mod:`maeul.hub.qprefilter`) over the stored entity document.
 
-PostgreSQL only, with jsonb operators on ``doc::jsonb``. SQLite does not use it: before 3.45
-its JSON functions parse the whole document text on every call, which costs more per row than
-decoding the row in Python (bench/hub.py measured 65 filtered queries/s with a JSON1 version
-of this filter and 800+ without). Numbers compare with a small relative tolerance on the
-permissive side, so a backend that parses a JSON number one ulp away from Python never prunes
-a row the exact predicate would accept; strings compare by code point ("C" collation), as
-Python does.
+PostgreSQL only, with jsonb operators on the document cast to jsonb. SQLite does not use
+it: before 3.45 its JSON functions parse the whole document text on every call, which costs
+more per row than decoding the row in Python (bench/hub.py measured 65 filtered queries/s
+with a JSON1 version of this filter and 800+ without). Numbers compare with a small relative
+tolerance on the permissive side, so a backend that parses a JSON number one ulp away from
+Python never prunes a row the exact predicate would accept; strings compare by code point
+("C" collation), as Python does.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def spans(t: PreTerm) -> list[tuple[Any, Any]]:
 
 
 def render(node: PreNode) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over ``e.doc`` and its parameters (``?`` placeholders)."""
+    """A boolean SQL expression over ``d.j`` (the row's document as jsonb, parsed once per row:
+    see ``entity_query_sql``) and its parameters (``?`` placeholders)."""
     if isinstance(node, PreAnd | PreOr):
         parts = [render(c) for c in node.children]
         joiner = " AND " if isinstance(node, PreAnd) else " OR "
@@ -74,7 +75,7 @@ def _spans(value: str, t: PreTerm) -> tuple[str, list[Any]]:
 
 
 def _pg_term(t: PreTerm) -> tuple[str, list[Any]]:
-    attr = "((e.doc::jsonb) -> 'attrs' -> ?)"
+    attr = "(d.j -> 'attrs' -> ?)"
     if t.op is None:
         return f"{attr} IS NOT NULL", [t.attr]
     jt = "jsonb_typeof(i.v -> 'value')"

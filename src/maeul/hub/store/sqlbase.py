@@ -420,27 +420,32 @@ def audit_records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def entity_query_sql(
-    tenant: str, flt: EntityFilter, page: int | None = None, dialect: Dialect = "sqlite",
+    tenant: str, flt: EntityFilter, page: bool = False, dialect: Dialect = "sqlite",
     postgis: bool = False,
 ) -> tuple[str, list[Any]]:
     """SQL for the prefilter; ids/types/bbox narrow by index, idPattern by regexp later.
 
     A type filter drives the query from entity_types' (tenant, type, seq) index, so the first
     page of a selective query is found without visiting other types or sorting. With ``page``
-    the statement is one keyset page: it selects (seq, doc) and takes the last seq seen as
-    its final parameter.
+    the statement is one keyset page: it selects (seq, doc) and takes the last seq seen and
+    the page size as its final parameters.
     """
     params: list[Any] = []
+    q_pushed = flt.q is not None and dialect == "postgres"
+    # the q prefilter reads the document as jsonb: parsed once per row here (the OFFSET
+    # keeps the planner from copying the cast into every reference), where a cast in each
+    # term parsed it two to four times (EXPLAIN ANALYZE: 97 -> 49 ms for a page of 500)
+    doc_json = " CROSS JOIN LATERAL (SELECT e.doc::jsonb AS j OFFSET 0) AS d" if q_pushed else ""
     if flt.types is not None and len(flt.types) == 1:
         seq = "t.seq"
         sql = (
             "SELECT e.doc FROM entity_types t JOIN entities e"
-            " ON e.tenant = t.tenant AND e.id = t.id WHERE t.tenant = ? AND t.type = ?"
+            f" ON e.tenant = t.tenant AND e.id = t.id{doc_json} WHERE t.tenant = ? AND t.type = ?"
         )
         params.extend([tenant, flt.types[0]])
     else:
         seq = "e.seq"
-        sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
+        sql = f"SELECT e.doc FROM entities e{doc_json} WHERE e.tenant = ?"
         params.append(tenant)
         if flt.types is not None:
             marks = ",".join("?" * len(flt.types))
@@ -450,7 +455,7 @@ def entity_query_sql(
             )
             params.extend([tenant, *flt.types])
     sql += _narrow(flt, params, postgis)
-    if flt.q is not None and dialect == "postgres":
+    if q_pushed and flt.q is not None:
         # most rows a q rejects are rejected here, so they are never decoded and shipped.
         # Not on SQLite: its JSON functions parse the whole document on every call (no
         # binary JSON before 3.45), which costs more per row than decoding it in Python
@@ -458,10 +463,10 @@ def entity_query_sql(
         pre_sql, pre_params = render_prefilter(flt.q)
         sql += f" AND {pre_sql}"
         params.extend(pre_params)
-    if page is None:
+    if not page:
         return f"{sql} ORDER BY {seq}", params
     sql = sql.replace("SELECT e.doc", f"SELECT {seq}, e.doc", 1)
-    return f"{sql} AND {seq} > ? ORDER BY {seq} LIMIT {int(page)}", params
+    return f"{sql} AND {seq} > ? ORDER BY {seq} LIMIT ?", params
 
 
 def _narrow(flt: EntityFilter, params: list[Any], postgis: bool = False) -> str:
