@@ -71,6 +71,12 @@ SCHEMA = [
   UNIQUE (tenant, id)
 )""",
     "CREATE INDEX IF NOT EXISTS entities_bbox ON entities (tenant, minx, maxx)",
+    # the attributes as jsonb, kept by PostgreSQL beside the text document, for the q
+    # prefilter (store/presql.py): parsed once per write instead of once per row a query
+    # scans (EXPLAIN ANALYZE, a page of 500 over 5,290 Cars: 92 ms -> 21 ms). Files from
+    # before get the column, computed, at their first start with this version
+    "ALTER TABLE entities ADD COLUMN IF NOT EXISTS attrs jsonb"
+    " GENERATED ALWAYS AS ((doc::jsonb) -> 'attrs') STORED",
     f"""CREATE TABLE IF NOT EXISTS entity_types (
   tenant {_K} NOT NULL, type {_K} NOT NULL, id {_K} NOT NULL, seq BIGINT NOT NULL,
   PRIMARY KEY (tenant, type, id)

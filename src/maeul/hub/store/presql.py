@@ -1,6 +1,6 @@
 """SQL for a q prefilter (:mod:`maeul.hub.qprefilter`) over the stored entity document.
 
-PostgreSQL only, with jsonb operators on the document cast to jsonb. SQLite does not use
+PostgreSQL only, with jsonb operators on the stored attributes. SQLite does not use
 it: before 3.45 its JSON functions parse the whole document text on every call, which costs
 more per row than decoding the row in Python (bench/hub.py measured 65 filtered queries/s
 with a JSON1 version of this filter and 800+ without). Numbers compare with a small relative
@@ -47,8 +47,8 @@ def spans(t: PreTerm) -> list[tuple[Any, Any]]:
 
 
 def render(node: PreNode) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over ``d.j`` (the row's document as jsonb, parsed once per row:
-    see ``entity_query_sql``) and its parameters (``?`` placeholders)."""
+    """A boolean SQL expression over ``e.attrs`` (the entity's attributes as jsonb, a column
+    PostgreSQL generates from the document) and its parameters (``?`` placeholders)."""
     if isinstance(node, PreAnd | PreOr):
         parts = [render(c) for c in node.children]
         joiner = " AND " if isinstance(node, PreAnd) else " OR "
@@ -75,7 +75,7 @@ def _spans(value: str, t: PreTerm) -> tuple[str, list[Any]]:
 
 
 def _pg_term(t: PreTerm) -> tuple[str, list[Any]]:
-    attr = "(d.j -> 'attrs' -> ?)"
+    attr = "(e.attrs -> ?)"
     if t.op is None:
         return f"{attr} IS NOT NULL", [t.attr]
     jt = "jsonb_typeof(i.v -> 'value')"

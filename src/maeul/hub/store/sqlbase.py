@@ -431,21 +431,16 @@ def entity_query_sql(
     the page size as its final parameters.
     """
     params: list[Any] = []
-    q_pushed = flt.q is not None and dialect == "postgres"
-    # the q prefilter reads the document as jsonb: parsed once per row here (the OFFSET
-    # keeps the planner from copying the cast into every reference), where a cast in each
-    # term parsed it two to four times (EXPLAIN ANALYZE: 97 -> 49 ms for a page of 500)
-    doc_json = " CROSS JOIN LATERAL (SELECT e.doc::jsonb AS j OFFSET 0) AS d" if q_pushed else ""
     if flt.types is not None and len(flt.types) == 1:
         seq = "t.seq"
         sql = (
             "SELECT e.doc FROM entity_types t JOIN entities e"
-            f" ON e.tenant = t.tenant AND e.id = t.id{doc_json} WHERE t.tenant = ? AND t.type = ?"
+            " ON e.tenant = t.tenant AND e.id = t.id WHERE t.tenant = ? AND t.type = ?"
         )
         params.extend([tenant, flt.types[0]])
     else:
         seq = "e.seq"
-        sql = f"SELECT e.doc FROM entities e{doc_json} WHERE e.tenant = ?"
+        sql = "SELECT e.doc FROM entities e WHERE e.tenant = ?"
         params.append(tenant)
         if flt.types is not None:
             marks = ",".join("?" * len(flt.types))
@@ -455,7 +450,7 @@ def entity_query_sql(
             )
             params.extend([tenant, *flt.types])
     sql += _narrow(flt, params, postgis)
-    if q_pushed and flt.q is not None:
+    if flt.q is not None and dialect == "postgres":
         # most rows a q rejects are rejected here, so they are never decoded and shipped.
         # Not on SQLite: its JSON functions parse the whole document on every call (no
         # binary JSON before 3.45), which costs more per row than decoding it in Python
