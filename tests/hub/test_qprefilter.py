@@ -208,6 +208,25 @@ def test_a_query_that_wants_few_reads_small_pages_first_and_still_streams_all(
         assert sizes == [32, 128, 500, 500]
 
 
+def test_a_postgresql_database_from_before_the_attrs_column_gets_it_at_start(
+        pg_url: str) -> None:
+    import psycopg
+
+    s = open_store(pg_url)
+    s.write(lambda tx: (tx.ensure_tenant("t"), [
+        tx.put_entity("t", {"id": f"urn:t:{i}", "type": [T],
+                            "attrs": {NS + "speed": [prop(i)]}}, True) for i in range(20)]))
+    s.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as an older maeul left it
+        conn.execute("ALTER TABLE entities DROP COLUMN attrs")
+    s = open_store(pg_url)
+    try:
+        got, want, scanned = narrowed_ids(s, "speed>=15")
+        assert got == want == [f"urn:t:{i}" for i in range(15, 20)] and scanned == 5
+    finally:
+        s.close()
+
+
 def test_prefilter_tree_shapes() -> None:
     assert prefilter(parse_q("speed>5"), expand) == PreTerm(NS + "speed", ">", "number", (5,))
     assert prefilter(parse_q("speed~=x"), expand) is None
