@@ -73,7 +73,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS entities_bbox ON entities (tenant, minx, maxx)",
     # the attributes as jsonb, kept by PostgreSQL beside the text document, for the q
     # prefilter (store/presql.py): parsed once per write instead of once per row a query
-    # scans (EXPLAIN ANALYZE, a page of 500 over 5,290 Cars: 92 ms -> 21 ms). Files from
+    # scans (EXPLAIN ANALYZE, a page of 500 over 5,290 Cars: 92 ms -> 21 ms). Databases from
     # before get the column, computed, at their first start with this version
     "ALTER TABLE entities ADD COLUMN IF NOT EXISTS attrs jsonb"
     " GENERATED ALWAYS AS ((doc::jsonb) -> 'attrs') STORED",
