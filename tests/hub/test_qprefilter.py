@@ -212,10 +212,14 @@ def test_a_postgresql_database_from_before_the_attrs_column_gets_it_at_start(
         pg_url: str) -> None:
     import psycopg
 
+    def load(tx: Any) -> None:
+        tx.ensure_tenant("t")
+        for i in range(20):
+            tx.put_entity("t", {"id": f"urn:t:{i}", "type": [T],
+                                "attrs": {NS + "speed": [prop(i)]}}, True)
+
     s = open_store(pg_url)
-    s.write(lambda tx: (tx.ensure_tenant("t"), [
-        tx.put_entity("t", {"id": f"urn:t:{i}", "type": [T],
-                            "attrs": {NS + "speed": [prop(i)]}}, True) for i in range(20)]))
+    s.write(load)
     s.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as an older maeul left it
         conn.execute("ALTER TABLE entities DROP COLUMN attrs")
