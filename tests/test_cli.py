@@ -27,7 +27,7 @@ def test_keys_create_prints_a_working_key_on_its_last_line(tmp_path: Path) -> No
     assert key.startswith("mk_")
     listed = run_cli("keys", "list", "--store-url", store, cwd=tmp_path)
     assert '"role": "operator"' in listed.stdout
-    assert key.split("_")[2] not in listed.stdout  # the secret is never shown again
+    assert key.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
     assert "hash" not in listed.stdout
 
     from maeul.config import Settings

@@ -60,6 +60,18 @@ def test_wrong_and_malformed_key_401(hub: Any) -> None:
     assert hub.post(f"{B}/entities", json=car(), headers=bearer(key)).status_code == 201
 
 
+def test_secret_with_underscores_verifies(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # token_urlsafe may put "_" anywhere in the secret, also first; only the first two split
+    import maeul.hub.auth as auth
+
+    monkeypatch.setattr(auth.secrets, "token_urlsafe", lambda n: "_a_b__c_")
+    key = hub.services.keys.create("operator")
+    assert key.endswith("__a_b__c_")
+    assert hub.post(f"{B}/entities", json=car(), headers=bearer(key)).status_code == 201
+    assert hub.post(f"{B}/entities", json=car(2),
+                    headers=bearer(key[:-1])).status_code == 401
+
+
 def test_x_api_key_header(hub: Any) -> None:
     key = hub.services.keys.create("operator")
     r = hub.post(f"{B}/entities", json=car(), headers={"X-API-Key": key})
