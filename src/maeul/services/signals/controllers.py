@@ -117,18 +117,20 @@ def starving(inter: Intersection, obs: Observation, max_red: float) -> int | Non
         if g == obs.current:
             continue
         state = inter.green_state(g)
-        for k, (a, b) in enumerate(inter.links):
-            if k >= len(state) or k >= len(obs.red) or state[k] not in GREEN or not a:
+        for k in range(len(inter.links)):
+            if k >= len(state) or k >= len(obs.red) or state[k] not in GREEN:
                 continue
             r = obs.red[k]
             if r + lead <= max_red or r <= worst:
                 continue
-            st, out = lanes.get(a), lanes.get(b)
-            if st is None or st.queue < 1 or (st.head_to and st.head_to != b):
-                continue  # no one waiting, or the head of the queue takes another link
-            if out is not None and out.room_halted < BLOCKED:
-                continue
-            worst, pick = r, g
+            for a, b in inter.connections(k):
+                st, out = lanes.get(a), lanes.get(b)
+                if st is None or st.queue < 1 or (st.head_to and st.head_to != b):
+                    continue  # no one waiting, or the head of the queue takes another link
+                if out is not None and out.room_halted < BLOCKED:
+                    continue
+                worst, pick = r, g
+                break
     return pick
 
 

@@ -39,7 +39,8 @@ class Intersection:
     states: list[str]  # every phase of the network's program, in order
     durations: list[float]
     greens: list[int]  # indices into states: the green phases a controller may choose
-    links: list[tuple[str, str]]  # per signal index: (incoming lane, outgoing lane), "" if none
+    # per signal index: its first connection (incoming lane, outgoing lane), "" if none
+    links: list[tuple[str, str]]
     in_lanes: list[str]
     out_lanes: list[str]
     phase_in: list[list[str]]  # per green (position in greens): incoming lanes it serves
@@ -55,6 +56,8 @@ class Intersection:
     # several, e.g. a straight and a right turn from two lanes); `links` keeps the first
     exits: list[list[str]] = field(default_factory=list)
     extra_out: list[str] = field(default_factory=list)  # exits not in out_lanes, watched too
+    # per signal index: every (incoming, outgoing) connection it controls; empty: `links` only
+    conns: list[list[tuple[str, str]]] = field(default_factory=list)
     # exits whose watched stretch ends at another light before spill_length (a short link
     # between two lights) and the signal indices leading into them: watched every step
     short_out: list[str] = field(default_factory=list)
@@ -105,6 +108,13 @@ class Intersection:
             else:
                 out.append(base[k] if base[k] in "ry" else s)
         return "".join(out)
+
+    def connections(self, k: int) -> list[tuple[str, str]]:
+        """Every (incoming, outgoing) lane pair signal index k controls."""
+        if k < len(self.conns):
+            return self.conns[k]
+        a, b = self.links[k]
+        return [(a, b)] if a else []
 
     def serving(self, link_index: int) -> list[int]:
         """Greens (positions) that give link_index green, protected ('G') first."""
@@ -225,28 +235,35 @@ def discover(conn: Any, net: Any, detect_length: float,
                 seen_states.add(s)
         if len(greens) < 2:
             continue
-        links, via, exits = [], [], []
+        links, via, exits, conns = [], [], [], []
         for group in conn.trafficlight.getControlledLinks(tid):
             links.append((group[0][0], group[0][1]) if group else ("", ""))
             exits.append(sorted({c[1] for c in group if c[1]}))
+            # one signal index may control connections from several lanes (ingolstadt21's
+            # 243641585: a left turn from a second lane); every one of them is watched
+            pairs: list[tuple[str, str]] = []
+            for c in group:
+                if c[0] and c[1] and (c[0], c[1]) not in pairs:
+                    pairs.append((c[0], c[1]))
+            conns.append(pairs)
             via.append(_internal_chain(conn, group[0][2]) if group and len(group[0]) > 2
                        else [])
-        in_lanes = sorted({a for a, _ in links if a})
-        out_lanes = sorted({b for _, b in links if b})
+        in_lanes = sorted({a for pairs in conns for a, _ in pairs})
+        out_lanes = sorted({b for pairs in conns for _, b in pairs})
         phase_in, phase_out, phase_links = [], [], []
         for g in greens:
             served = [k for k, c in enumerate(states[g]) if c in GREEN and k < len(links)]
-            phase_in.append(sorted({links[k][0] for k in served if links[k][0]}))
-            phase_out.append(sorted({links[k][1] for k in served if links[k][1]}))
+            phase_in.append(sorted({a for k in served for a, _ in conns[k]}))
+            phase_out.append(sorted({b for k in served for _, b in conns[k]}))
             feeds: dict[str, list[str]] = {}
             for k in served:
-                a, b = links[k]
-                if a and b and b not in feeds.setdefault(a, []):
-                    feeds[a].append(b)
+                for a, b in conns[k]:
+                    if b not in feeds.setdefault(a, []):
+                        feeds[a].append(b)
             phase_links.append(feeds)
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
-                             exits=exits,
+                             exits=exits, conns=conns,
                              extra_out=sorted({b for e in exits for b in e} - set(out_lanes)))
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
