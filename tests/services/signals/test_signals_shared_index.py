@@ -92,6 +92,10 @@ def test_every_lane_of_a_shared_index_is_watched(shared_index: Path) -> None:
     assert inter.phase_links[we] == {"WC_0": ["CE_0"], "WC_1": ["CE_1"]}
     assert inter.connections(0) == [("WC_0", "CE_0"), ("WC_1", "CE_1")]
     assert "WC_1" in inter.detect
+    # vehicles inside the junction are counted on both connections' internal lanes
+    assert {lane.rsplit("_", 1)[0] for lane in inter.via[0]} == {
+        c[2].rsplit("_", 1)[0] for c in groups[0]}
+    assert len(inter.via[0]) == 2
 
 
 @pytest.mark.parametrize("controller", [MaxPressure, DelayPressure])

@@ -246,8 +246,13 @@ def discover(conn: Any, net: Any, detect_length: float,
                 if c[0] and c[1] and (c[0], c[1]) not in pairs:
                     pairs.append((c[0], c[1]))
             conns.append(pairs)
-            via.append(_internal_chain(conn, group[0][2]) if group and len(group[0]) > 2
-                       else [])
+            # the lanes inside the junction of every connection (turners wait there)
+            chain: list[str] = []
+            for c in group:
+                for lane in _internal_chain(conn, c[2]) if len(c) > 2 else []:
+                    if lane not in chain:
+                        chain.append(lane)
+            via.append(chain)
         in_lanes = sorted({a for pairs in conns for a, _ in pairs})
         out_lanes = sorted({b for pairs in conns for _, b in pairs})
         phase_in, phase_out, phase_links = [], [], []
