@@ -184,9 +184,9 @@ def test_links_into_a_full_exit_are_held_red() -> None:
     states = ["GGG", "yyy", "rrG", "rry"]
     inter = Intersection("X", "0", states, [30.0, 3.0, 30.0, 3.0], [0, 2],
                          [("i0", "o0"), ("i1", "o1"), ("i2", "o3")], ["i0", "i1", "i2"],
-                         ["o0", "o1", "o3"], [["i0", "i1", "i2"], ["i2"]],
-                         [["o0", "o1", "o3"], ["o3"]],
-                         exits=[["o0"], ["o1", "o2"], ["o3"]], extra_out=["o2"],
+                         ["o0", "o1", "o2", "o3"], [["i0", "i1", "i2"], ["i2"]],
+                         [["o0", "o1", "o2", "o3"], ["o3"]],
+                         exits=[["o0"], ["o1", "o2"], ["o3"]],
                          room_length={"o3": 20.0}, short_out=["o3"])
     free = LaneState(room=5.0, room_halted=5.0)
     lanes = {"o0": free, "o1": free, "o2": free, "o3": LaneState(room=2.0, room_halted=2.0)}

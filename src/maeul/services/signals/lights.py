@@ -55,7 +55,6 @@ class Intersection:
     # per signal index: every outgoing lane of its connections (one index may control
     # several, e.g. a straight and a right turn from two lanes); `links` keeps the first
     exits: list[list[str]] = field(default_factory=list)
-    extra_out: list[str] = field(default_factory=list)  # exits not in out_lanes, watched too
     # per signal index: every (incoming, outgoing) connection it controls; empty: `links` only
     conns: list[list[tuple[str, str]]] = field(default_factory=list)
     # exits whose watched stretch ends at another light before spill_length (a short link
@@ -268,11 +267,10 @@ def discover(conn: Any, net: Any, detect_length: float,
             phase_links.append(feeds)
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
-                             exits=exits, conns=conns,
-                             extra_out=sorted({b for e in exits for b in e} - set(out_lanes)))
+                             exits=exits, conns=conns)
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
-        for lane in out_lanes + inter.extra_out:
+        for lane in out_lanes:
             segs, watched = extend_downstream(lane, net, spill_length, tls_nodes)
             inter.downstream[lane], inter.room_length[lane] = segs, watched
             if watched < spill_length - 0.01:  # (a walk that went the whole way sums to it)
@@ -366,7 +364,7 @@ def observe_lanes(conn: Any, inter: Intersection) -> dict[str, LaneState]:
                     st.head_to = link[0]
                     break
         lanes[lane] = st
-    observe_exits(conn, inter, inter.out_lanes + inter.extra_out, lanes)
+    observe_exits(conn, inter, inter.out_lanes, lanes)
     return lanes
 
 
