@@ -44,6 +44,9 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="first seed (tuning used 100 and up; reports use 0..N-1)")
     sb.add_argument("--tuning-dir", type=Path, default=Path("var/signals/tuned"),
                     help="where the 'tuned' controller keeps each network's chosen weights")
+    sb.add_argument("--tuning-budget", type=float, default=None, metavar="MINUTES",
+                    help="most simulation time the 'tuned' controller's tuning may take per "
+                         "network on the workers (default 30; 0: no limit)")
     st = ssub.add_parser("tune", help="choose delaypressure's weights for networks by "
                          "simulation (the 'tuned' controller)")
     st.add_argument("--net", type=Path, action="append", required=True,
@@ -54,6 +57,9 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="override the configuration's end time (s); not cached")
     st.add_argument("--tuning-dir", type=Path, default=Path("var/signals/tuned"),
                     help="where the chosen weights are kept")
+    st.add_argument("--tuning-budget", type=float, default=None, metavar="MINUTES",
+                    help="most simulation time tuning may take per network on the workers "
+                         "(default 30; 0: no limit)")
     st.add_argument("--json", action="store_true", help="print JSON lines only")
 
 

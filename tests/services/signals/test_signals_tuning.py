@@ -100,6 +100,7 @@ def test_bench_tunes_first_and_keeps_report_seeds_apart(
         capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = make_scenario(end=300)
     monkeypatch.setattr(tuning, "CANDIDATES", (GOOD, BAD))
+    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
     monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
     assert cli_bench(None, _bench_args([cfg], tmp_path)) == 0
     captured = capsys.readouterr()
@@ -123,6 +124,7 @@ def test_tune_command_prints_the_choice(make_scenario, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = make_scenario(end=300)
     monkeypatch.setattr(tuning, "CANDIDATES", (BAD, GOOD))
+    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
     monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
     args = argparse.Namespace(net=[cfg], workers=1, end=None, tuning_dir=tmp_path / "t",
                               json=False)
@@ -145,3 +147,81 @@ def test_a_tie_keeps_the_earlier_candidate(make_scenario) -> None:  # type: igno
         t = tune_many([cfg], workers=1, cache_dir=None, seeds=(100,), candidates=order)[cfg]
         assert t.candidates[0]["mean"] == t.candidates[1]["mean"]
         assert t.best == order[0]
+
+
+def _fake_runs(delays: dict[float, float], seconds: float, calls: list[int]):  # type: ignore[no-untyped-def]
+    """bench.run_jobs without SUMO: each candidate's delay by its `out` weight, and every
+    simulation taking `seconds`."""
+    def run_jobs(jobs: list[bench.Job], workers: int) -> list[dict[str, object]]:
+        calls.append(len(jobs))
+        return [{"net": net, "params": params, "seed": seed, "delay": delays[params["out"]],
+                 "seconds": seconds} for net, _c, seed, _e, params in jobs]
+    return run_jobs
+
+
+def test_tuning_keeps_to_its_time_budget(make_scenario, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = str(make_scenario(end=300))
+    cands = tuple({"out": float(o)} for o in range(5))
+    # the last candidate would be best, but only the first three fit the budget
+    delays = {0.0: 30.0, 1.0: 29.0, 2.0: 28.0, 3.0: 27.0, 4.0: 10.0}
+    calls: list[int] = []
+    monkeypatch.setattr(bench, "run_jobs", _fake_runs(delays, 10.0, calls))
+    cache = tmp_path / "t"
+    # two seeds of 10 s on one worker: 20 s per candidate; 65 s leave room for two more
+    t = tune_many([cfg], workers=1, cache_dir=cache, seeds=(1, 2), candidates=cands,
+                  budget_s=65.0)[cfg]
+    assert calls == [2, 4]
+    assert [c["mean"] for c in t.candidates] == [30.0, 29.0, 28.0, None, None]
+    assert [c.get("skipped") for c in t.candidates] == [None, None, None, "budget", "budget"]
+    assert t.best == {"out": 2.0} and t.run_seconds == 60.0 and t.budget_s == 65.0
+    text = tuning.format_tuning(t)
+    assert text.count("skipped: over the time budget") == 2 and "<- chosen" in text
+    # the cache serves a call with the same or a smaller budget, not a larger one
+    tune_many([cfg], workers=1, cache_dir=cache, seeds=(1, 2), candidates=cands, budget_s=50.0)
+    assert calls == [2, 4]
+    again = tune_many([cfg], workers=1, cache_dir=cache, seeds=(1, 2), candidates=cands,
+                      budget_s=None)[cfg]
+    assert calls == [2, 4, 2, 8] and again.best == {"out": 4.0}
+    # two workers halve the time: every candidate fits 65 s
+    calls.clear()
+    both = tune_many([cfg], workers=2, cache_dir=None, seeds=(1, 2), candidates=cands,
+                     budget_s=65.0)[cfg]
+    assert calls == [2, 8] and both.best == {"out": 4.0}
+    with pytest.raises(ValueError, match="budget"):
+        tune_many([cfg], workers=1, cache_dir=None, seeds=(1,), candidates=cands, budget_s=0)
+
+
+def test_the_budget_tries_the_likeliest_candidates_first(
+        make_scenario, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = str(make_scenario(end=300))
+    calls: list[int] = []
+    delays = {1.0: 30.0, 0.5: 31.0, 0.0: 29.0}
+    monkeypatch.setattr(bench, "run_jobs", _fake_runs(delays, 100.0, calls))
+    # three seeds of 100 s on two workers: 150 s per candidate; 500 s: the default and two
+    t = tune_many([cfg], workers=2, cache_dir=None, budget_s=500.0)[cfg]
+    tried = [c["params"] for c in t.candidates if c["mean"] is not None]
+    assert tried == [tuning.CANDIDATES[i] for i in sorted(tuning.PRIORITY[:3])]
+    assert {"out": 0.0, "switch": 0.0, "gate": False} in tried  # cologne8's and grid4x4's
+    assert sorted(tuning.PRIORITY) == list(range(len(tuning.CANDIDATES)))
+
+
+def test_tune_command_with_a_tiny_budget_runs_only_the_defaults(
+        make_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_scenario(end=300)
+    monkeypatch.setattr(tuning, "CANDIDATES", (GOOD, BAD))
+    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
+    monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
+    args = argparse.Namespace(net=[cfg], workers=1, end=None, tuning_dir=tmp_path / "t",
+                              json=True, tuning_budget=0.0001)
+    assert cli_tune(None, args) == 0
+    captured = capsys.readouterr()
+    assert "1 of 2 candidates fit the budget" in captured.err
+    doc = json.loads(captured.out.splitlines()[-1])
+    assert doc["best"] == GOOD and doc["candidates"][1]["skipped"] == "budget"
+    assert doc["run_seconds"] > 0 and doc["budget_s"] == pytest.approx(0.006)
+    for bad in (-1.0, math.nan, math.inf):
+        args.tuning_budget = bad
+        assert cli_tune(None, args) == 2
+        assert "--tuning-budget" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def run_one(job: Job) -> dict[str, Any]:
     from .runner import simulate
 
     net, ctl, seed, end, params = job
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="maeul-bench-") as tmp:
         res = simulate(net, make(ctl, params), Path(tmp) / "tripinfo.xml", seed=seed, end=end)
         m = trip_metrics(res.tripinfo, res.end)
@@ -42,6 +44,7 @@ def run_one(job: Job) -> dict[str, Any]:
     # per intersection and decision: reading its detectors and choosing, and choosing alone
     row["decision_us"] = 1e6 * (res.observe_seconds + res.decide_seconds) / n
     row["choose_us"] = 1e6 * res.decide_seconds / n
+    row["seconds"] = time.monotonic() - t0  # wall time of the simulation (tuning's budget)
     return row
 
 
@@ -134,19 +137,19 @@ def cli_bench(settings: Any, args: argparse.Namespace) -> int:
     try:
         tuned: dict[str, Any] = {}
         if "tuned" in ctls:  # choose each network's weights first (or read the cached choice)
-            from .tuning import tune_many, tuning_seeds
+            from .tuning import budget_of, tune_many, tuning_seeds
 
             seeds = tuning_seeds(range(first, first + args.seeds))
             if seeds is not None:
                 print("maeul signals bench: the report seeds overlap the usual tuning seeds; "
                       f"tuning on seeds {', '.join(map(str, seeds))} instead", file=sys.stderr)
             tuned = tune_many(nets, workers, Path(getattr(args, "tuning_dir", DEFAULT_DIR)),
-                              seeds=seeds, end=end, log=sys.stderr)
+                              seeds=seeds, end=end, log=sys.stderr, budget_s=budget_of(args))
         jobs: list[Job] = [(n, c, seed, end, tuned[n].best if c == "tuned" else None)
                            for n in nets for c in ctls
                            for seed in range(first, first + args.seeds)]
         rows = run_jobs(jobs, workers)
-    except TwinError as exc:
+    except (ValueError, TwinError) as exc:
         print(f"maeul signals bench: {exc}", file=sys.stderr)
         return 2
     summary = summarise(rows)
