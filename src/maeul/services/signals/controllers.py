@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .twin import GREEN, Controller, Intersection, LaneState, Observation
 
@@ -287,6 +288,23 @@ class DelayPressure(_Guarded):
         return res
 
 
+@dataclass
+class Plan(_Base):
+    """The network's own programs, as SUMO runs them (what ``fixed`` measures), with the
+    twin's emergency priority on top: what ``tuned`` runs on a network where none of its
+    weights beat the city's plans on the tuning seeds (do no harm). ``follows_plan`` tells the
+    twin to leave the programs running (``runner._plan_loop``); ``choose`` is never asked."""
+
+    name: str = "tuned"
+    follows_plan: ClassVar[bool] = True
+
+    def choose(self, inter: Intersection, obs: Observation) -> int:
+        return obs.current
+
+    def weights(self) -> dict[str, float | bool]:
+        return {"plan": True}
+
+
 def make(name: str, params: dict[str, float] | None = None) -> Controller | None:
     """A controller by name; 'fixed' is None (the network's own programs run untouched).
 
@@ -298,7 +316,11 @@ def make(name: str, params: dict[str, float] | None = None) -> Controller | None
     if name == "tuned":
         from .tuning import check_params
 
-        return DelayPressure(**check_params(params or {}), name="tuned")  # type: ignore[arg-type]
+        checked = check_params(params or {})
+        if checked.get("plan"):
+            return Plan()
+        checked.pop("plan", None)
+        return DelayPressure(**checked, name="tuned")  # type: ignore[arg-type]
     if name == "fixed":
         return None
     if name == "actuated":

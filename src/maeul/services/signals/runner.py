@@ -85,7 +85,11 @@ def simulate(
             inters = discover(conn, _load_net(cfg), timing.detect_length)
             if not inters and not conn.trafficlight.getIDList():
                 raise TwinError(f"{cfg.path}: the network has no traffic lights")
-            if controller is not None:
+            if controller is not None and getattr(controller, "follows_plan", False):
+                controller.reset(inters)
+                _plan_loop(conn, inters, timing, stop, emergency, approval, on_plan_change,
+                           record, result, on_step)
+            elif controller is not None:
                 controller.reset(inters)
                 _loop(conn, inters, controller, timing, stop, emergency, approval,
                       on_plan_change, record, result, on_step)
@@ -113,6 +117,69 @@ def _emergency_demand(conn: Any, active: set[str], by_id: dict[str, Intersection
             if tls in by_id and dist <= rng and (tls not in want or dist < want[tls][0]):
                 want[tls] = (dist, idx)
     return {t: idx for t, (_, idx) in want.items()}
+
+
+def _plan_loop(conn: Any, inters: list[Intersection], timing: Timing, stop: float,
+               emergency: bool, approval: ApprovalPolicy, hook: PlanHook | None, record: bool,
+               result: RunResult, on_step: Callable[[Any, float], None] | None) -> None:
+    """The network's own programs as SUMO runs them; the twin steps in only for an emergency
+    vehicle, with the same rules as ``_loop``: the program's green must have run the minimum
+    green, a yellow comes before the serving green, and the green is held while the vehicle
+    is in range. Then the program takes over again at the phase that shows that green, so no
+    link goes from green to red without the program's own yellow."""
+    TL = conn.trafficlight
+    by_id = {i.id: i for i in inters}
+    # light -> [serving green, end of the yellow before it (None once it shows)]
+    taken: dict[str, list[Any]] = {}
+    active: set[str] = set()
+    now = conn.simulation.getTime()
+    while now < stop:
+        conn.simulationStep()
+        now = conn.simulation.getTime()
+        if on_step is not None:
+            on_step(conn, now)
+        for tls, entry in taken.items():
+            if entry[1] is not None and now >= entry[1]:
+                entry[1] = None
+                TL.setRedYellowGreenState(tls, by_id[tls].green_state(entry[0]))
+                if record:
+                    result.log.append((now, tls, by_id[tls].green_state(entry[0]), "green"))
+        if not emergency:
+            continue
+        for v in conn.simulation.getDepartedIDList():
+            if conn.vehicle.getVehicleClass(v) == EMERGENCY:
+                active.add(v)
+        active.difference_update(conn.simulation.getArrivedIDList())
+        want = _emergency_demand(conn, active, by_id, timing.emergency_range) if active else {}
+        for tls, idx in want.items():
+            inter = by_id[tls]
+            serving = inter.serving(idx)
+            if not serving or tls in taken:
+                continue
+            g = inter.phase_of(TL.getRedYellowGreenState(tls))
+            if g is None:  # the program is in a yellow or all-red: let it finish
+                continue
+            if g in serving:  # already green for it: hold that green
+                TL.setRedYellowGreenState(tls, inter.green_state(g))
+                taken[tls] = [g, None]
+                continue
+            if TL.getSpentDuration(tls) < timing.min_green_s or not approval(
+                    Proposal(tls, now, g, serving[0], "emergency")):
+                continue
+            shown = inter.yellow_between(g, serving[0])
+            TL.setRedYellowGreenState(tls, shown)
+            taken[tls] = [serving[0], now + timing.yellow]
+            result.changes += 1
+            if record:
+                result.log.append((now, tls, shown, "yellow"))
+            if hook is not None:
+                hook(tls, serving[0], "emergency")
+        for tls in [t for t, e in taken.items() if t not in want and e[1] is None]:
+            inter = by_id[tls]
+            TL.setProgram(tls, inter.program)
+            TL.setPhase(tls, inter.greens[taken.pop(tls)[0]])
+            if record:
+                result.log.append((now, tls, TL.getRedYellowGreenState(tls), "program"))
 
 
 def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing, stop: float,

@@ -29,7 +29,7 @@ from typing import Any
 
 from ... import __version__
 from ...trust.decisions import Decisions, RetryLater
-from .controllers import DelayPressure, make
+from .controllers import DelayPressure, Plan, make
 from .publish import DetectorPublisher, approaches_of, georeferenced, signal_entity_id
 from .registry import ACTION_KIND, SYSTEM_ID, ensure_registered
 from .runner import simulate
@@ -132,6 +132,10 @@ class _Gate:
         self.s, self.inner, self.name = service, inner, inner.name
         # the inner rule's hold of links into full exits (a guard, not a plan change)
         self.hold = getattr(inner, "hold", None)
+        # the twin reads the hold only where the rule switches it on (``_Guarded.gate``)
+        self.gate = getattr(inner, "gate", False)
+        # the network's own programs (``Plan``): the twin leaves them running
+        self.follows_plan = getattr(inner, "follows_plan", False)
 
     def reset(self, intersections: list[Intersection]) -> None:
         self.s.intersections = {i.id: i for i in intersections}
@@ -188,7 +192,7 @@ class SignalService:
         self.run_id = uuid.uuid4().hex[:12]
         self.apply_timeout_s = apply_timeout_s
         name = self.controller.name if self.controller is not None else "fixed"
-        if isinstance(self.controller, DelayPressure) and name == "tuned":
+        if isinstance(self.controller, DelayPressure | Plan) and name == "tuned":
             # the weights are part of the model: decisions record which ones acted
             name += f"({describe(self.controller.weights())})"
         self.model_version = f"{name}@maeul-{__version__}"

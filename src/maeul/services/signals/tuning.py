@@ -43,13 +43,17 @@ log = logging.getLogger(__name__)
 #: weights tried, in order (the first is delaypressure's default, kept on ties)
 CANDIDATES: tuple[dict[str, float], ...] = tuple(
     {"out": out, "switch": switch, "gate": gate} for gate in (False, True)
-    for out in (1.0, 0.5, 0.0) for switch in (0.0, 3.0))
+    for out in (1.0, 0.5, 0.0) for switch in (0.0, 3.0)) + (
+    # the network's own programs (with emergency priority): last, so that weights within 1%
+    # of the plans win, and kept only where no weights beat them (Bologna's acosta)
+    {"plan": True},)
 #: the order candidates are tried in when the budget cannot fit them all (indices into
-#: CANDIDATES): by how often and how much each won on the ten scenarios of docs/signals.md
+#: CANDIDATES): the defaults, then the city's own plans (the check that tuning does no harm),
+#: then by how often and how much each won on the ten scenarios of docs/signals.md
 #: (out=1 switch=0 on cologne1 and ingolstadt1; out=0 on cologne8 and grid4x4; switch=3 on
 #: cologne3 and acosta; out=0.5 on ingolstadt7; out=0 switch=3 on arterial4x4; out=0.5
 #: switch=3 on TAVF-Hamburg; the exit hold only on ingolstadt21)
-PRIORITY: tuple[int, ...] = (0, 4, 1, 2, 5, 3, 8, 6, 10, 7, 9, 11)
+PRIORITY: tuple[int, ...] = (0, 12, 4, 1, 2, 5, 3, 8, 6, 10, 7, 9, 11)
 #: wall-clock seconds of simulation a network's tuning may take on the workers given (the
 #: issue: training within 30 minutes per network on 2 cores)
 BUDGET_S = 1800.0
@@ -61,7 +65,7 @@ TIE = 0.01
 DEFAULT_DIR = Path("var/signals/tuned")
 # parameters a candidate may set (DelayPressure's fields): numbers, and switches
 PARAMS = frozenset({"moving", "wait", "out", "switch", "sat_flow", "max_red"})
-SWITCHES = frozenset({"gate", "box"})
+SWITCHES = frozenset({"gate", "box", "plan"})
 
 
 @dataclass
@@ -111,6 +115,8 @@ def check_params(params: dict[str, Any]) -> dict[str, float]:
                 0 <= float(value) < float("inf")):
             raise ValueError(f"parameter {key} must be a non-negative number, not {value!r}")
         out[key] = float(value)
+    if out.get("plan") and len(out) > 1:
+        raise ValueError("the candidate 'plan' (the network's own programs) takes no weights")
     return out
 
 
