@@ -251,3 +251,20 @@ def test_ids_with_odd_characters_stay_distinct() -> None:
     assert safe_id("-32038056#3") != safe_id("-32038056_3")
     assert safe_id("plain_id-1.2") == "plain_id-1.2"
     assert flow_entity_id("cologne1", "a#b").startswith("urn:ngsi-ld:TrafficFlowObserved:")
+
+
+def test_tuned_keeping_the_plans_still_gives_emergency_priority(
+        svc: Services, make_scenario: Any) -> None:
+    from maeul.services.signals.controllers import Plan
+
+    extra = ('<vehicle id="amb" type="ambulance" depart="220" departSpeed="max">'
+             '<route edges="NC CS"/></vehicle>')
+    cfg = make_scenario(end=400, we=600, ns=300, extra=extra)
+    service = SignalService(svc, cfg, Plan(), approval_policy="operator", end=400).start()
+    assert service.join(60) and service.error is None
+    assert service.model_version.startswith("tuned(plan=on)@")
+    # the program runs on its own; the one change is the ambulance's, applied at once
+    assert [a["reason"] for a in service.applied] == ["emergency"]
+    doc = svc.trust.decisions.get(T, service.applied[0]["proposal"])
+    assert (doc["route"], doc["status"]) == ("auto", "applied")
+    assert svc.trust.decisions.list_proposals(T, status="pending")["items"] == []
