@@ -95,13 +95,18 @@ def _bench_args(net: list[Path], tmp: Path, **kw: object) -> argparse.Namespace:
     return argparse.Namespace(**(base | kw))
 
 
+def _two_candidates(monkeypatch: pytest.MonkeyPatch, *cands: dict[str, float]) -> None:
+    """The module's candidates, in the order given, tried in that order on seed 100."""
+    monkeypatch.setattr(tuning, "CANDIDATES", cands)
+    monkeypatch.setattr(tuning, "PRIORITY", tuple(range(len(cands))))
+    monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
+
+
 def test_bench_tunes_first_and_keeps_report_seeds_apart(
         make_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = make_scenario(end=300)
-    monkeypatch.setattr(tuning, "CANDIDATES", (GOOD, BAD))
-    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
-    monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
+    _two_candidates(monkeypatch, GOOD, BAD)
     assert cli_bench(None, _bench_args([cfg], tmp_path)) == 0
     captured = capsys.readouterr()
     assert "tuning 1 network(s): 2 candidates x 1 seeds" in captured.err
@@ -123,9 +128,7 @@ def test_tune_command_prints_the_choice(make_scenario, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = make_scenario(end=300)
-    monkeypatch.setattr(tuning, "CANDIDATES", (BAD, GOOD))
-    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
-    monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
+    _two_candidates(monkeypatch, BAD, GOOD)
     args = argparse.Namespace(net=[cfg], workers=1, end=None, tuning_dir=tmp_path / "t",
                               json=False)
     assert cli_tune(None, args) == 0
@@ -213,9 +216,7 @@ def test_tune_command_with_a_tiny_budget_runs_only_the_defaults(
         make_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = make_scenario(end=300)
-    monkeypatch.setattr(tuning, "CANDIDATES", (GOOD, BAD))
-    monkeypatch.setattr(tuning, "PRIORITY", (0, 1))
-    monkeypatch.setattr(tuning, "TUNING_SEEDS", (100,))
+    _two_candidates(monkeypatch, GOOD, BAD)
     args = argparse.Namespace(net=[cfg], workers=1, end=None, tuning_dir=tmp_path / "t",
                               json=True, tuning_budget=0.0001)
     assert cli_tune(None, args) == 0
