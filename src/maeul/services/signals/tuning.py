@@ -16,7 +16,7 @@ lowest counts as a tie, won by the earlier candidate; the first is delaypressure
 a network where the weights make no real difference keeps it. The choice is cached, keyed by
 the content of the network's files, so a changed network is tuned again.
 
-Cost: candidates x seeds simulations of the network (12 x 3 with the defaults), spread over
+Cost: candidates x seeds simulations of the network (13 x 3 with the defaults), spread over
 the worker processes: about 4 minutes for ingolstadt21 on 2 cores. The issue allows 30 minutes
 of training per network on 2 cores, and a network we have not seen may be far larger, so
 tuning keeps to a time budget (``BUDGET_S``): the default candidate runs first, its runs
