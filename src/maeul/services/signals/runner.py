@@ -108,6 +108,14 @@ def simulate(
     return result
 
 
+def _track_emergency(conn: Any, active: set[str]) -> None:
+    """Keep `active` to the emergency vehicles now in the network (departed, not arrived)."""
+    for v in conn.simulation.getDepartedIDList():
+        if conn.vehicle.getVehicleClass(v) == EMERGENCY:
+            active.add(v)
+    active.difference_update(conn.simulation.getArrivedIDList())
+
+
 def _emergency_demand(conn: Any, active: set[str], by_id: dict[str, Intersection],
                       rng: float) -> dict[str, int]:
     """Signal index each controlled light should serve for the nearest emergency vehicle."""
@@ -146,10 +154,7 @@ def _plan_loop(conn: Any, inters: list[Intersection], timing: Timing, stop: floa
                     result.log.append((now, tls, by_id[tls].green_state(entry[0]), "green"))
         if not emergency:
             continue
-        for v in conn.simulation.getDepartedIDList():
-            if conn.vehicle.getVehicleClass(v) == EMERGENCY:
-                active.add(v)
-        active.difference_update(conn.simulation.getArrivedIDList())
+        _track_emergency(conn, active)
         want = _emergency_demand(conn, active, by_id, timing.emergency_range) if active else {}
         for tls, idx in want.items():
             inter = by_id[tls]
@@ -265,10 +270,7 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
                     result.log.append((now, inter.id, s.shown(inter), "hold"))
         preempted: set[str] = set()
         if emergency:
-            for v in conn.simulation.getDepartedIDList():
-                if conn.vehicle.getVehicleClass(v) == EMERGENCY:
-                    active.add(v)
-            active.difference_update(conn.simulation.getArrivedIDList())
+            _track_emergency(conn, active)
             if active:
                 for tls, idx in _emergency_demand(conn, active, by_id,
                                                   timing.emergency_range).items():

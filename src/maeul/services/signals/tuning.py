@@ -252,9 +252,10 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
                                      "skipped": "budget"})
                 continue
             delays = [r["delay"] for r in rows if r["net"] == net and r["params"] == cand]
-            means.append(statistics.fmean(delays))
+            mean = statistics.fmean(delays)
+            means.append(mean)
             t.candidates.append({"params": cand, "delays": [round(d, 2) for d in delays],
-                                 "mean": round(statistics.fmean(delays), 2)})
+                                 "mean": round(mean, 2)})
         # within TIE of the lowest mean is noise: the earliest such candidate wins
         low = min(m for m in means if m is not None)
         t.best = dict(cands[next(i for i, m in enumerate(means)
