@@ -25,6 +25,26 @@ def add_parsers(sub: Any, add_common: Any) -> None:
                     help="incapacitation events injected at random moments")
     ce.add_argument("--seed", type=int, default=7)
     ce.add_argument("--json", action="store_true", help="print JSON only")
+    ce.add_argument("--time-col", metavar="NAME",
+                    help="the time column, or a date and a clock column as 'Date+Time' "
+                         "(default: found by name)")
+    ce.add_argument("--power-col", metavar="NAME",
+                    help="the power or energy column (default: found by name)")
+    ce.add_argument("--unit", choices=("kW", "W", "kWh", "Wh"),
+                    help="the power column's unit; kWh and Wh are energy per reading "
+                         "(default: from the column's name, else from its values)")
+    ce.add_argument("--cumulative", action="store_true",
+                    help="the energy column is a meter register (total since installation)")
+    ce.add_argument("--household-col", metavar="NAME",
+                    help="the column naming each home, in a file of several homes "
+                         "(default: household_id, meter_id, LCLid, ... when present)")
+    ce.add_argument("--household", metavar="ID", help="evaluate this home of the file only")
+    ce.add_argument("--tz", metavar="ZONE",
+                    help="the homes' time zone (e.g. Asia/Seoul): times with an offset and "
+                         "Unix times are converted to it (default: offsets dropped, Unix "
+                         "times read as UTC)")
+    ce.add_argument("--workers", type=int, default=1,
+                    help="homes evaluated in parallel (files of several homes)")
 
     add_civic_parsers(sub)
 

@@ -69,7 +69,7 @@ def test_simple_layout(tmp_path: Path) -> None:
     ("", "empty file"),
     ("timestamp,power_kw\n", "no readings"),
     ("when,power_kw\n2024-01-01 00:00,1\n", "no time column"),
-    ("timestamp,watts\n2024-01-01 00:00,1\n", "no power column"),
+    ("timestamp,temperature\n2024-01-01 00:00,1\n", "no power column"),
     ("timestamp,power_kw\n2024-01-01 00:00,1\n2024-13-01 00:15,1\n", "line 3, column timestamp"),
     ("timestamp,power_kw\n2024-01-01 00:00,1\nyesterday,1\n", "line 3"),
     ("timestamp,power_kw\n2024-01-01 00:00,1\n2024-01-01 00:15\n", "line 3 has 1 fields"),

@@ -112,3 +112,30 @@ def _amb_wait(path: Path) -> float:
         if el.get("id") == "amb":
             return float(el.get("waitingTime", "nan"))
     raise AssertionError("ambulance trip missing")
+
+
+def test_scenario_that_sumo_refuses_is_a_clear_error(make_scenario: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """SUMO's own errors (a route on an edge the network lacks, a missing additional file)
+    reach the bench as one line and exit code 2, also from worker processes, whose libsumo
+    exceptions cannot be sent back as they are."""
+    import argparse
+
+    from maeul.services.signals.bench import cli_bench
+
+    bad = make_scenario(end=120, extra='<vehicle id="lost" depart="5"><route edges="NC XX"/>'
+                                       '</vehicle>')
+    args = argparse.Namespace(net=[str(bad)], controllers="fixed,maxpressure", seeds=1,
+                              json=True, workers=2, end=None, seed_start=0,
+                              tuning_dir=tmp_path / "tuned", tuning_budget=30.0)
+    assert cli_bench(None, args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("maeul signals bench: ") and "XX" in err
+    assert "Traceback" not in err and "pickle" not in err
+    noadd = make_scenario(end=120)
+    text = noadd.read_text().replace("</input>", '<additional-files value="gone.add.xml"/>'
+                                                 "</input>")
+    noadd.write_text(text)
+    with pytest.raises(TwinError, match="additional file not found: gone.add.xml"):
+        read_config(noadd)

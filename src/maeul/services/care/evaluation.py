@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import numpy.typing as npt
 
 from .bound import SpellData, hindsight_bound
 from .model import Alert, HouseholdModel
-from .readings import Readings, ReadingsError, load_readings, to_datetime
+from .readings import CsvSpec, FileInfo, Readings, ReadingsError, load_households, to_datetime
 from .slots import SLOT_S, Slots, summarise
 from .stats import CareParams
 
@@ -54,13 +56,22 @@ class EventResult:
 
 def cli_eval(settings: Any, args: argparse.Namespace) -> int:
     """Run the evaluation of ``args.data``; prints a table and a JSON object (or JSON only)."""
+    spec = CsvSpec(time_col=getattr(args, "time_col", None),
+                   power_col=getattr(args, "power_col", None),
+                   unit=getattr(args, "unit", None),
+                   cumulative=bool(getattr(args, "cumulative", False)),
+                   household_col=getattr(args, "household_col", None),
+                   household=getattr(args, "household", None),
+                   tz=getattr(args, "tz", None))
     try:
-        readings = load_readings(args.data)
+        homes, info = load_households(args.data, spec)
     except ReadingsError as exc:
         print(f"maeul care eval: {exc}", file=sys.stderr)
         return 2
     try:
-        report = evaluate(readings, events=args.events, seed=args.seed, name=Path(args.data).name)
+        report = evaluate_homes(homes, info, events=args.events, seed=args.seed,
+                                name=Path(args.data).name,
+                                workers=max(1, int(getattr(args, "workers", 1) or 1)))
     except ValueError as exc:
         print(f"maeul care eval: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +79,81 @@ def cli_eval(settings: Any, args: argparse.Namespace) -> int:
         print(format_table(report))
     print(json.dumps(report, ensure_ascii=False))
     return 0
+
+
+def evaluate_homes(homes: dict[str, Readings], info: FileInfo | None = None, *,
+                   events: int = 300, seed: int = 7, name: str = "",
+                   params: CareParams | None = None, workers: int = 1) -> dict[str, Any]:
+    """:func:`evaluate` for every home of a file: ``events`` per home (seeds ``seed``,
+    ``seed + 1``, ... in the order of the homes' ids), rates per household-month over all
+    homes together, delays pooled; homes too short to evaluate are listed, not fatal."""
+    if len(homes) == 1:
+        (hid, r), = homes.items()
+        rep = evaluate(r, events=events, seed=seed, name=name, params=params)
+        _as_read(rep, info, [hid])
+        return rep
+    t_start = time.monotonic()
+    params = params or CareParams()
+    ids = sorted(homes)
+    jobs = [(homes[h], events, seed + k, params, f"home-{k}") for k, h in enumerate(ids)]
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            outs = list(pool.map(_stream_job, jobs))
+    else:
+        outs = [_stream_job(j) for j in jobs]
+    runs: list[tuple[str, Run]] = []
+    skipped: dict[str, str] = {}
+    for h, out in zip(ids, outs, strict=True):
+        if isinstance(out, str):
+            skipped[h] = out
+        else:
+            runs.append((h, out))
+    if not runs:
+        raise ValueError(f"none of the {len(ids)} households can be evaluated: "
+                         + "; ".join(f"{h}: {why}" for h, why in list(skipped.items())[:3]))
+    alerts = [a for _, run in runs for a in run.alerts]
+    res = [e for _, run in runs for e in run.events]
+    months = sum(run.months for _, run in runs)
+    rs = [run.readings for _, run in runs]
+    rep = _report(name, rs, alerts, months, res, events, seed, params, WARMUP_DAYS,
+                  time.monotonic() - t_start)
+    rep["detection"]["bound_06_22"] = None  # the bound is per home (one-home files)
+    _as_read(rep, info, [h for h, _ in runs])
+    rep["households"] = {
+        "evaluated": len(runs), "skipped": skipped,
+        "per_home": [_home_row(h, run) for h, run in runs]}
+    return rep
+
+
+def _as_read(rep: dict[str, Any], info: FileInfo | None, homes: list[str]) -> None:
+    """The file's own readings and interval in the report (not the slots they were held
+    over), and how its columns were read."""
+    if info is None:
+        return
+    rep["file"] = info.to_json()
+    if all(h in info.rows for h in homes):
+        rep["readings"] = sum(info.rows[h] for h in homes)
+        rep["interval_s"] = int(np.median([info.interval_s[h] for h in homes]))
+
+
+def _stream_job(job: tuple[Readings, int, int, CareParams, str]) -> Run | str:
+    r, events, seed, params, home = job
+    try:
+        return stream(r, events=events, seed=seed, params=params, home=home)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _home_row(hid: str, run: Run) -> dict[str, Any]:
+    cases: dict[str, int] = {}
+    for a in run.alerts:
+        cases[a.episode] = max(cases.get(a.episode, 0), a.grade)
+    day = _delays([e for e in run.events if 6 <= to_datetime(e.start).hour < 22])
+    return {"household": hid, "months_evaluated": round(run.months, 2),
+            "caution_or_serious_per_month":
+                round(sum(1 for g in cases.values() if g >= 2) / run.months, 3),
+            "events_06_22": day["events"], "median_h": day["median_h"], "p95_h": day["p95_h"]}
 
 
 def evaluate(readings: Readings, *, events: int = 300, seed: int = 7, name: str = "",
@@ -78,8 +164,8 @@ def evaluate(readings: Readings, *, events: int = 300, seed: int = 7, name: str 
     params = params or CareParams()
     run = stream(readings, events=events, seed=seed, params=params, warmup_days=warmup_days,
                  end=end, progress=progress)
-    rep = _report(name, run.readings, run.alerts, run.months, run.events, events, seed, params,
-                  warmup_days, time.monotonic() - t_start)
+    rep = _report(name, [run.readings], run.alerts, run.months, run.events, events, seed,
+                  params, warmup_days, time.monotonic() - t_start)
     rep["detection"]["bound_06_22"] = hindsight_bound(spell_data(run))
     return rep
 
@@ -110,7 +196,7 @@ class Run:
 
 def stream(readings: Readings, *, events: int, seed: int, params: CareParams,
            warmup_days: int = WARMUP_DAYS, end: int | None = None,
-           progress: bool = False) -> Run:
+           progress: bool = False, home: str = "eval") -> Run:
     """The evaluation's model run: real alerts after the warm-up and the injected events."""
     if end is not None:
         readings = readings.between(int(readings.t[0]), end)
@@ -130,7 +216,7 @@ def stream(readings: Readings, *, events: int, seed: int, params: CareParams,
     starts = np.sort(rng.integers(lo, max(lo + 1, latest), size=events)) if latest > lo else (
         np.zeros(0, np.int64))
     library = _StandbyLibrary(readings, slots)
-    model = HouseholdModel("eval", params)
+    model = HouseholdModel(home, params)
     log: list[tuple[int, int, int]] = []
     model.batch.spell_log = log
     real: list[Alert] = []
@@ -245,7 +331,7 @@ def _delays(all_res: list[EventResult]) -> dict[str, Any]:
     }
 
 
-def _report(name: str, r: Readings, alerts: list[Alert], months: float,
+def _report(name: str, rs: list[Readings], alerts: list[Alert], months: float,
             res: list[EventResult], events: int, seed: int, params: CareParams,
             warmup_days: int, seconds: float) -> dict[str, Any]:
     cases: dict[str, int] = {}
@@ -264,10 +350,10 @@ def _report(name: str, r: Readings, alerts: list[Alert], months: float,
     per_month = round(serious_cases / months, 3)
     return {
         "data": name,
-        "readings": len(r),
-        "interval_s": r.interval_s(),
-        "first": to_datetime(int(r.t[0])).isoformat(),
-        "last": to_datetime(int(r.t[-1])).isoformat(),
+        "readings": sum(len(r) for r in rs),
+        "interval_s": int(np.median([r.interval_s() for r in rs])),
+        "first": to_datetime(min(int(r.t[0]) for r in rs)).isoformat(),
+        "last": to_datetime(max(int(r.t[-1]) for r in rs)).isoformat(),
         "warmup_days": warmup_days,
         "months_evaluated": round(months, 2),
         "false_alerts": {
@@ -301,6 +387,20 @@ def format_table(rep: dict[str, Any]) -> str:
         f"care eval: {rep['data']} ({rep['readings']:,} readings every {rep['interval_s']} s, "
         f"{rep['first'][:10]} .. {rep['last'][:10]}; first {rep['warmup_days']} days learning "
         f"only, {rep['months_evaluated']} months evaluated)",
+    ]
+    fi = rep.get("file")
+    if fi:
+        how = {"name": "from its name", "option": "as given", "values": "from its values"}
+        lines.append(f"columns: time {fi['time_column']}, power {fi['power_column']} in "
+                     f"{fi['unit']} ({how.get(fi['unit_from'], fi['unit_from'])}; --unit to "
+                     "override)" + (f", households in {fi['household_column']}"
+                                    if fi.get("household_column") else ""))
+    hh = rep.get("households")
+    if hh:
+        lines.append(f"households: {hh['evaluated']} evaluated, {len(hh['skipped'])} too short "
+                     f"or unusable; {det['events_requested']} events each; rates per "
+                     "household-month over all of them, delays pooled")
+    lines += [
         "",
         "false alerts on the real data, per household-month",
         f"  주의/심각 cases (episodes)        {fa['caution_or_serious_per_household_month']:>7}"
@@ -330,6 +430,15 @@ def format_table(rep: dict[str, Any]) -> str:
                   f"events, with at most {bd['false_cases_allowed']} false cases: median "
                   f"{h(bd['median_h'])}, p95 {h(bd['p95_h'])}; a median under 4 h needs "
                   + ("more than 20" if cost is None else f"{cost}") + " false cases a month"]
+    if hh:
+        lines += ["", f"  {'household':<20}{'months':>8}{'주의/심각/mo':>13}{'events':>8}"
+                  f"{'median':>10}{'p95':>10}"]
+        for row in hh["per_home"][:30]:
+            lines.append(f"  {row['household'][:20]:<20}{row['months_evaluated']:>8}"
+                         f"{row['caution_or_serious_per_month']:>13}{row['events_06_22']:>8}"
+                         f"{h(row['median_h']):>10}{h(row['p95_h']):>10}")
+        if len(hh["per_home"]) > 30:
+            lines.append(f"  ... {len(hh['per_home']) - 30} more in the JSON")
     met = rep["targets"]["met"]
     lines += ["", "targets (events 06:00-22:00): median < 4 h "
               f"[{'met' if met['median'] else 'not met'}], p95 < 12 h "

@@ -36,7 +36,15 @@ def run_one(job: Job) -> dict[str, Any]:
     net, ctl, seed, end, params = job
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="maeul-bench-") as tmp:
-        res = simulate(net, make(ctl, params), Path(tmp) / "tripinfo.xml", seed=seed, end=end)
+        try:
+            res = simulate(net, make(ctl, params), Path(tmp) / "tripinfo.xml", seed=seed,
+                           end=end)
+        except Exception as exc:
+            if type(exc).__name__ not in ("TraCIException", "FatalTraCIError"):
+                raise
+            # SUMO's own errors cannot cross processes; name the run instead
+            raise TwinError(f"{display_name(net)}, {ctl}, seed {seed}: SUMO stopped: {exc}"
+                            ) from None
         m = trip_metrics(res.tripinfo, res.end)
     row: dict[str, Any] = {"net": net, "controller": ctl, "seed": seed, "params": params,
                            **m.as_dict()}

@@ -138,14 +138,15 @@ def read_config(path: str | Path) -> ScenarioConfig:
     nets = _files(_opt(root, "net-file"))
     if not nets:
         raise TwinError(f"{p}: the configuration names no net-file")
-    for f in nets:
-        if not (p.parent / f).is_file():
-            raise TwinError(f"{p}: net-file {f} not found")
-    begin, end = _opt(root, "begin"), _opt(root, "end")
     routes = _files(_opt(root, "route-files"))
+    adds = _files(_opt(root, "additional-files"))
+    for kind, names in (("net-file", nets), ("route file", routes), ("additional file", adds)):
+        for f in names:
+            if not (p.parent / f).is_file():
+                raise TwinError(f"{p}: {kind} not found: {f}")
+    begin, end = _opt(root, "begin"), _opt(root, "end")
     stop = float(end) if end else demand_end([p.parent / r for r in routes])
-    return ScenarioConfig(p, nets, routes, _files(_opt(root, "additional-files")),
-                          float(begin) if begin else 0.0, stop)
+    return ScenarioConfig(p, nets, routes, adds, float(begin) if begin else 0.0, stop)
 
 
 def demand_end(route_files: list[Path]) -> float | None:
@@ -293,12 +294,20 @@ def open_sumo(args: list[str], backend: str = "auto") -> Any:
         try:
             import libsumo
 
-            libsumo.start([sumo_binary(), *args])
-            return libsumo
         except ImportError:
             if backend == "libsumo":
                 raise
+        else:
+            try:
+                libsumo.start([sumo_binary(), *args])
+            except libsumo.TraCIException as exc:
+                # SUMO refused the scenario; libsumo's exception cannot cross processes
+                raise TwinError(f"SUMO could not start the scenario: {exc}") from None
+            return libsumo
     import traci
 
-    traci.start([sumo_binary(), *args])
+    try:
+        traci.start([sumo_binary(), *args])
+    except (traci.TraCIException, traci.FatalTraCIError) as exc:
+        raise TwinError(f"SUMO could not start the scenario: {exc}") from None
     return traci
