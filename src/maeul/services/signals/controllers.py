@@ -102,7 +102,8 @@ def room_for(lanes: dict[str, LaneState], outs: list[str], head_to: str = "") ->
 
 
 def starving(inter: Intersection, obs: Observation, max_red: float) -> int | None:
-    """The green to force now so that no approach with a halted vehicle waits beyond max_red.
+    """The green to force now so that no approach with a halted vehicle, and no one waiting at
+    a pedestrian crossing, waits beyond max_red.
 
     A link is starving when its incoming lane holds a halted vehicle (whose head takes this
     link, when known), its outgoing lane has room (a movement held by spillback waits for the
@@ -123,6 +124,9 @@ def starving(inter: Intersection, obs: Observation, max_red: float) -> int | Non
                 continue
             r = obs.red[k]
             if r + lead <= max_red or r <= worst:
+                continue
+            if obs.walkers.get(k, 0.0) + lead > max_red:  # people waiting at a crossing
+                worst, pick = r, g
                 continue
             for a, b in inter.connections(k):
                 st, out = lanes.get(a), lanes.get(b)

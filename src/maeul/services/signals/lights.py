@@ -61,6 +61,8 @@ class Intersection:
     # between two lights) and the signal indices leading into them: watched every step
     short_out: list[str] = field(default_factory=list)
     short_links: frozenset[int] = frozenset()
+    # pedestrian crossings: signal index -> (walking area lane, crossing lane) pairs
+    crossings: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
     def green_state(self, g: int) -> str:
         return self.states[self.greens[g]]
@@ -235,7 +237,14 @@ def discover(conn: Any, net: Any, detect_length: float,
         if len(greens) < 2:
             continue
         links, via, exits, conns = [], [], [], []
-        for group in conn.trafficlight.getControlledLinks(tid):
+        crossings: dict[int, list[tuple[str, str]]] = {}
+        for k, all_links in enumerate(conn.trafficlight.getControlledLinks(tid)):
+            # a pedestrian crossing's link runs from a walking area (a lane inside the
+            # junction) onto the crossing: kept apart, no vehicle detector watches it
+            walk = [(c[0], c[1]) for c in all_links if c[0].startswith(":") and c[1]]
+            if walk:
+                crossings[k] = sorted(set(walk))
+            group = [c for c in all_links if not c[0].startswith(":")]
             links.append((group[0][0], group[0][1]) if group else ("", ""))
             exits.append(sorted({c[1] for c in group if c[1]}))
             # one signal index may control connections from several lanes (ingolstadt21's
@@ -267,7 +276,7 @@ def discover(conn: Any, net: Any, detect_length: float,
             phase_links.append(feeds)
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
-                             exits=exits, conns=conns)
+                             exits=exits, conns=conns, crossings=crossings)
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
         for lane in out_lanes:
@@ -311,6 +320,8 @@ class Observation:
     decision: float = 10.0  # seconds until the next decision
     yellow: float = 3.0  # yellow shown before a new green
     inside: list[int] = field(default_factory=list)  # per link: vehicles inside the junction
+    # per pedestrian crossing (signal index): the longest a person has waited to cross (s)
+    walkers: dict[int, float] = field(default_factory=dict)
 
 
 def _segment(conn: Any, seg: Segment, st: LaneState, with_wait: bool) -> float:
@@ -391,6 +402,21 @@ def observe_exits(conn: Any, inter: Intersection, exits: list[str],
             q, c = L.getLastStepHaltingNumber(lane), L.getLastStepVehicleNumber(lane)
         lanes[lane] = LaneState(q, c, room=room, room_halted=room_halted)
     return lanes
+
+
+def waiting_walkers(conn: Any, inter: Intersection) -> dict[int, float]:
+    """Per pedestrian crossing with someone waiting at it: the longest wait (s)."""
+    out: dict[int, float] = {}
+    if not inter.crossings:
+        return out
+    P = conn.person
+    for k, pairs in inter.crossings.items():
+        for walk, cross in pairs:
+            w_edge, c_edge = walk.rsplit("_", 1)[0], cross.rsplit("_", 1)[0]
+            for p in conn.edge.getLastStepPersonIDs(w_edge):
+                if P.getSpeed(p) < 0.1 and P.getNextEdge(p) == c_edge:
+                    out[k] = max(out.get(k, 0.0), P.getWaitingTime(p))
+    return out
 
 
 def inside_junction(conn: Any, inter: Intersection) -> list[int]:

@@ -28,6 +28,7 @@ from .twin import (
     open_sumo,
     read_config,
     sandbox,
+    waiting_walkers,
 )
 
 EMERGENCY = "emergency"
@@ -303,7 +304,7 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
             t0 = time.perf_counter()
             obs = Observation(now, s.green, now - s.since, observe_lanes(conn, inter),
                               s.red_times(inter, now), timing.decision, timing.yellow,
-                              inside_junction(conn, inter))
+                              inside_junction(conn, inter), waiting_walkers(conn, inter))
             t1 = time.perf_counter()
             to = ctl.choose(inter, obs)
             if not 0 <= to < len(inter.greens):

@@ -36,12 +36,14 @@ from .lights import (
     light_nodes,
     observe_exits,
     observe_lanes,
+    waiting_walkers,
 )
 
 # discovery and observation live in lights.py; importing them from here keeps working
 __all__ = ["GREEN", "MIN_GAP", "Intersection", "LaneState", "Observation", "Segment",
            "discover", "extend_downstream", "extend_upstream", "inside_junction",
-           "is_green_phase", "light_nodes", "observe_exits", "observe_lanes"]
+           "is_green_phase", "light_nodes", "observe_exits", "observe_lanes",
+           "waiting_walkers"]
 
 RESCO_NAMES = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7",
                "ingolstadt21", "grid4x4", "arterial4x4")

@@ -1,0 +1,127 @@
+"""Pedestrian crossings: discovery keeps them apart from vehicle lanes, and the starvation guard
+serves people waiting at a crossing whose green no vehicle queue asks for."""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maeul.services.signals.controllers import DelayPressure
+from maeul.services.signals.runner import simulate
+from maeul.services.signals.twin import sumo_tool
+
+NODES = """<nodes>
+  <node id="W" x="-200" y="0"/><node id="C" x="0" y="0" type="traffic_light"/>
+  <node id="E" x="200" y="0"/><node id="N" x="0" y="200"/><node id="S" x="0" y="-200"/>
+</nodes>"""
+EDGES = """<edges>
+  <edge id="WC" from="W" to="C" numLanes="1" speed="11.1"/>
+  <edge id="CE" from="C" to="E" numLanes="1" speed="11.1"/>
+  <edge id="NC" from="N" to="C" numLanes="1" speed="11.1"/>
+  <edge id="CS" from="C" to="S" numLanes="1" speed="11.1"/>
+</edges>"""
+ROUTES = """<routes>
+  <vType id="car" vClass="passenger"/>
+  <flow id="we" type="car" begin="0" end="{end}" vehsPerHour="900" from="WC" to="CE"/>
+  <flow id="ns" type="car" begin="0" end="{end}" vehsPerHour="500" from="NC" to="CS"/>
+  <personFlow id="walk" begin="20" end="{walk_end}" period="30">
+    <walk from="NC" to="CS"/>
+  </personFlow>
+</routes>"""
+
+
+def _scramble(tmp: Path, end: int = 900, walk_end: int = 400) -> Path:
+    """One crossing with sidewalks and crossings, run by a program in which people cross only
+    in a phase of their own (every vehicle red): no vehicle queue ever asks for it."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "n.nod.xml").write_text(NODES)
+    (tmp / "e.edg.xml").write_text(EDGES)
+    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
+                    "-o", "net.net.xml", "--no-turnarounds", "true", "--tls.yellow.time", "3",
+                    "--sidewalks.guess", "true", "--crossings.guess", "true"],
+                   cwd=tmp, check=True, capture_output=True)
+    root = ET.parse(tmp / "net.net.xml").getroot()
+    walk = {int(c.get("linkIndex", "-1")) for c in root.iter("connection")
+            if c.get("tl") == "C" and c.get("from", "").startswith(":")}
+    logic = root.find("tlLogic[@id='C']")
+    assert logic is not None and walk
+    states = [p.get("state", "") for p in logic.iter("phase")]
+    n = len(states[0])
+
+    def veh(state: str) -> str:  # the crossings red in the vehicles' phases
+        return "".join("r" if k in walk else c for k, c in enumerate(state))
+
+    greens = [veh(s) for s in states if "G" in veh(s) and "y" not in s]
+    phases = []
+    for g in dict.fromkeys(greens):
+        phases.append((30, g))
+        phases.append((3, "".join("y" if c in "Gg" else c for c in g)))
+    phases.append((15, "".join("G" if k in walk else "r" for k in range(n))))
+    phases.append((3, "".join("r" for _ in range(n))))
+    (tmp / "scramble.add.xml").write_text(
+        '<additional><tlLogic id="C" type="static" programID="scramble" offset="0">'
+        + "".join(f'<phase duration="{d}" state="{s}"/>' for d, s in phases)
+        + "</tlLogic></additional>")
+    (tmp / "routes.rou.xml").write_text(ROUTES.format(end=end, walk_end=walk_end))
+    cfg = tmp / "walk.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="net.net.xml"/>'
+                   '<route-files value="routes.rou.xml"/>'
+                   '<additional-files value="scramble.add.xml"/></input>'
+                   f'<time><begin value="0"/><end value="{end}"/></time></configuration>')
+    return cfg
+
+
+def _longest_walk_wait(cfg: Path, ctl: Any, out: Path) -> tuple[float, int]:
+    waits: dict[str, float] = {}
+
+    def watch(conn: Any, now: float) -> None:
+        for p in conn.person.getIDList():
+            waits[p] = max(waits.get(p, 0.0), conn.person.getWaitingTime(p))
+
+    simulate(cfg, ctl, out, on_step=watch)
+    arrived = sum(1 for el in ET.parse(out).getroot().iter("personinfo")
+                  if all(float(w.get("arrival", "-1") or -1) >= 0 for w in el.iter("walk")))
+    return max(waits.values(), default=0.0), arrived
+
+
+def test_crossings_are_found_and_people_waiting_there_are_served(tmp_path: Path) -> None:
+    import sumolib
+
+    from maeul.services.signals.twin import discover, open_sumo, read_config
+
+    cfg = _scramble(tmp_path / "s")
+    conf = read_config(cfg)
+    conn = open_sumo(["-c", str(cfg), "--no-step-log", "true"])
+    try:
+        net = sumolib.net.readNet(str(conf.path.parent / conf.net_files[0]))
+        (inter,) = discover(conn, net, 75.0)
+    finally:
+        conn.close()
+    # the crossings' links run from walking areas; no vehicle lane list holds an internal lane
+    assert inter.crossings and all(a.startswith(":") and b.startswith(":")
+                                   for pairs in inter.crossings.values() for a, b in pairs)
+    assert not any(lane.startswith(":") for lane in inter.in_lanes + inter.out_lanes)
+    assert all(inter.connections(k) == [] for k in inter.crossings)
+    assert len(inter.greens) == 3  # two for vehicles, one for people
+
+    guarded, got = _longest_walk_wait(cfg, DelayPressure(), tmp_path / "a.xml")
+    starved, got_none = _longest_walk_wait(cfg, DelayPressure(max_red=0), tmp_path / "b.xml")
+    # the guard serves them within max_red and the next decision and yellow (10 + 3 s)
+    assert guarded <= 60 + 13 + 1, guarded
+    assert got >= 10
+    # without it the people's phase has no queue to ask for it: they wait far longer
+    assert starved > 2 * guarded and got_none < got
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_network_with_crossings_runs_every_controller(tmp_path: Path, seed: int) -> None:
+    from maeul.services.signals.controllers import make
+
+    cfg = _scramble(tmp_path / "s", end=300, walk_end=200)
+    for name in ("actuated", "maxpressure", "maxpressure-guard", "delaypressure"):
+        res = simulate(cfg, make(name), tmp_path / f"{name}.xml", seed=seed)
+        assert res.decisions > 0
