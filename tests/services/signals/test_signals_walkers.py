@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from maeul.services.signals.controllers import DelayPressure
+from maeul.services.signals.controllers import DelayPressure, GuardedActuated, make
 from maeul.services.signals.runner import simulate
 from maeul.services.signals.twin import sumo_tool
 
@@ -115,12 +115,18 @@ def test_crossings_are_found_and_people_waiting_there_are_served(tmp_path: Path)
     assert got >= 10
     # without it the people's phase has no queue to ask for it: they wait far longer
     assert starved > 2 * guarded and got_none < got
+    # queue clearance (tuned's `actuated` candidate) skips greens without a vehicle queue:
+    # the same guard brings the people's turn round
+    clearing = make("tuned", {"actuated": True})
+    assert isinstance(clearing, GuardedActuated) and clearing.weights() == {"actuated": True}
+    waited, crossed = _longest_walk_wait(cfg, clearing, tmp_path / "c.xml")
+    assert waited <= 60 + 13 + 1 and crossed >= got - 1
+    starved, _ = _longest_walk_wait(cfg, GuardedActuated(max_red=0), tmp_path / "d.xml")
+    assert starved > 2 * waited
 
 
 @pytest.mark.parametrize("seed", [0])
 def test_network_with_crossings_runs_every_controller(tmp_path: Path, seed: int) -> None:
-    from maeul.services.signals.controllers import make
-
     cfg = _scramble(tmp_path / "s", end=300, walk_end=200)
     for name in ("actuated", "maxpressure", "maxpressure-guard", "delaypressure"):
         res = simulate(cfg, make(name), tmp_path / f"{name}.xml", seed=seed)

@@ -101,6 +101,10 @@ def room_for(lanes: dict[str, LaneState], outs: list[str], head_to: str = "") ->
     return total
 
 
+#: the longest a person waits at a pedestrian crossing before its green is forced (s)
+WALK_RED = 60.0
+
+
 def starving(inter: Intersection, obs: Observation, max_red: float) -> int | None:
     """The green to force now so that no approach with a halted vehicle, and no one waiting at
     a pedestrian crossing, waits beyond max_red.
@@ -125,7 +129,9 @@ def starving(inter: Intersection, obs: Observation, max_red: float) -> int | Non
             r = obs.red[k]
             if r + lead <= max_red or r <= worst:
                 continue
-            if obs.walkers.get(k, 0.0) + lead > max_red:  # people waiting at a crossing
+            # people waiting at a crossing: at most WALK_RED, even where max_red is shorter
+            # (a crossing that forces its green every 20 s keeps the vehicles switching)
+            if obs.walkers.get(k, 0.0) + lead > max(max_red, WALK_RED):
                 worst, pick = r, g
                 continue
             for a, b in inter.connections(k):
@@ -293,6 +299,40 @@ class DelayPressure(_Guarded):
 
 
 @dataclass
+class GuardedActuated(_Guarded):
+    """``actuated``'s queue clearance with the starvation guard: what ``tuned`` runs on a
+    network where it beats every set of pressure weights on the tuning seeds. Greens are
+    taken in the network's order, so no vehicle queue starves; the guard adds people waiting
+    at pedestrian crossings (a phase no vehicle queue asks for). The clearance guard is off:
+    on a netgenerate 3x3 grid with protected left-turn phases (tuning seeds 100-101, cars
+    only) it held the greens of left turners waiting inside the junction, 39.3 s against
+    27.2 without it (delaypressure's defaults: 38.7)."""
+
+    max_green: float = 30.0
+    box: bool = False
+    name: str = "tuned"
+
+    def weights(self) -> dict[str, float | bool]:
+        return {"actuated": True}
+
+    def scores(self, inter: Intersection, obs: Observation) -> list[float]:
+        return [sum(obs.lanes[lane].queue for lane in ins if lane in obs.lanes)
+                for ins in inter.phase_in]
+
+    def choose(self, inter: Intersection, obs: Observation) -> int:
+        sc = self.scores(inter, obs)
+        forced = starving(inter, obs, self.max_red)
+        if forced is not None:
+            return forced
+        pick = obs.current
+        if not (sc[obs.current] > 0 and obs.green_time < self.max_green):
+            n = len(inter.greens)
+            pick = next((g for g in ((obs.current + k) % n for k in range(1, n)) if sc[g] > 0),
+                        obs.current)
+        return clear_box(inter, obs, sc, pick) if self.box else pick
+
+
+@dataclass
 class Plan(_Base):
     """The network's own programs, as SUMO runs them (what ``fixed`` measures), with the
     twin's emergency priority on top: what ``tuned`` runs on a network where none of its
@@ -323,6 +363,8 @@ def make(name: str, params: dict[str, float] | None = None) -> Controller | None
         checked = check_params(params or {})
         if checked.get("plan"):
             return Plan()
+        if checked.pop("actuated", False):
+            return GuardedActuated(**checked)  # type: ignore[arg-type]
         checked.pop("plan", None)
         return DelayPressure(**checked, name="tuned")  # type: ignore[arg-type]
     if name == "fixed":
