@@ -139,3 +139,30 @@ def test_scenario_that_sumo_refuses_is_a_clear_error(make_scenario: Any, tmp_pat
     noadd.write_text(text)
     with pytest.raises(TwinError, match="additional file not found: gone.add.xml"):
         read_config(noadd)
+
+
+def test_bench_and_tune_refuse_a_network_without_lights_before_simulating(
+        make_scenario: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from maeul.services.signals import bench
+    from maeul.services.signals.tuning import cli_tune
+    from maeul.services.signals.twin import require_lights
+
+    cfg = make_scenario(ctype="priority", end=60)
+    ran: list[object] = []
+    monkeypatch.setattr(bench, "run_jobs", lambda jobs, workers: ran.append(jobs) or [])
+    args = argparse.Namespace(net=[str(cfg)], controllers="fixed,tuned", seeds=1, json=True,
+                              workers=1, end=None, seed_start=0, tuning_dir=tmp_path / "t",
+                              tuning_budget=30.0)
+    assert bench.cli_bench(None, args) == 2
+    assert "no traffic lights" in capsys.readouterr().err
+    assert cli_tune(None, args) == 2
+    assert "no traffic lights" in capsys.readouterr().err
+    assert ran == []  # refused before any simulation, tuning's included
+    lit = make_scenario(end=60)
+    assert require_lights(lit).path == lit
+    (lit.parent / "net.net.xml").write_text("<net><edge id='a'")
+    with pytest.raises(TwinError, match="not a valid SUMO network"):
+        require_lights(lit)

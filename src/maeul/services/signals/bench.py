@@ -16,7 +16,7 @@ from typing import Any
 from .controllers import make
 from .metrics import trip_metrics
 from .tuning import DEFAULT_DIR
-from .twin import TwinError, read_config
+from .twin import TwinError, require_lights
 
 # Best average delay (s) over all methods in RESCO's published results (Ault & Sharon 2021).
 RESCO_BEST = {"ingolstadt1": 20.90, "ingolstadt7": 31.19, "ingolstadt21": 59.64,
@@ -131,7 +131,7 @@ def cli_bench(settings: Any, args: argparse.Namespace) -> int:
         for c in ctls:
             make(c)
         for n in nets:
-            read_config(n)
+            require_lights(n)
     except (ValueError, TwinError) as exc:
         print(f"maeul signals bench: {exc}", file=sys.stderr)
         return 2

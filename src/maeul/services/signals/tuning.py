@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .twin import TwinError, read_config
+from .twin import TwinError, read_config, require_lights
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def cli_tune(settings: Any, args: Any) -> int:
     nets = [str(n) for n in args.net]
     try:
         for n in nets:
-            read_config(n)
+            require_lights(n)
         found = tune_many(nets, max(1, int(args.workers)), Path(args.tuning_dir),
                           end=args.end, log=sys.stderr, budget_s=budget_of(args))
     except (ValueError, TwinError) as exc:

@@ -151,6 +151,25 @@ def read_config(path: str | Path) -> ScenarioConfig:
     return ScenarioConfig(p, nets, routes, adds, float(begin) if begin else 0.0, stop)
 
 
+def require_lights(config: str | Path) -> ScenarioConfig:
+    """``read_config``, and a TwinError when no network file defines a traffic light (checked
+    before a benchmark or a tuning starts its simulations)."""
+    import gzip
+
+    cfg = read_config(config)
+    for name in cfg.net_files:
+        path = cfg.path.parent / name
+        opener: Any = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as fh:
+                for _, el in ET.iterparse(fh, events=("start",)):
+                    if el.tag == "tlLogic":
+                        return cfg
+        except (ET.ParseError, OSError, EOFError) as exc:
+            raise TwinError(f"{path}: not a valid SUMO network ({exc})") from exc
+    raise TwinError(f"{cfg.path}: the network has no traffic lights")
+
+
 def demand_end(route_files: list[Path]) -> float | None:
     """For a configuration without an end time: the last scheduled departure (vehicles, trips,
     flow ends) rounded up to the minute, so the run covers the demand the scenario defines
