@@ -79,6 +79,31 @@ def test_incapacitation_is_detected_and_escalates() -> None:
     assert {a.kind for a in alerts} <= {"inactivity", "no_morning_activity", "low_use"}
 
 
+def test_motion_sensor_shows_someone_at_home_when_the_meter_does_not() -> None:
+    """A resident who moves about but uses no power: the meter alone alerts, motion events
+    every half hour end each quiet spell; events of slots already judged are dropped."""
+    home = PLAIN[0]
+    alone, seen = trained(home), trained(home)
+    t0 = int(CITY.t0 + 60 * DAY + 10 * 3600)
+    for m in (alone, seen):
+        m.update(day_until(home, 60, 10.0))
+    seen.sense(range(t0 + 600, t0 + 24 * 3600, 1800))
+    assert seen.late_events == 0
+    quiet = standby(home, t0, 24)
+    alone.update(quiet)
+    seen.update(quiet)
+    raised = [a for a in alone.detect(t0 + 24 * 3600) if a.kind == "inactivity"]
+    assert max(a.grade for a in raised) >= 2
+    assert [a for a in seen.detect(t0 + 24 * 3600) if a.kind == "inactivity"] == []
+    assert seen.status()["quiet_now_h"] < 1
+    seen.sense([t0])  # a slot judged long ago
+    assert seen.late_events == 1
+    # pending events survive a save and load (the service keeps the state between ticks)
+    seen.sense([t0 + 30 * 3600])
+    back = HouseholdModel.from_json(json.loads(json.dumps(seen.to_json())))
+    assert back._sensed.tolist() == [(t0 + 30 * 3600) // 900] and back.late_events == 1
+
+
 def test_announced_absence_silences_alerts() -> None:
     home = PLAIN[1]
     m = trained(home)

@@ -139,6 +139,60 @@ def test_incapacitation_becomes_a_proposal_the_worker_answers(city: Any) -> None
     assert reads
 
 
+def test_a_consented_motion_sensor_shows_the_resident_is_up(city: Any) -> None:
+    """Two homes with the same routine stop using power at 09:00; in one the motion sensor
+    (consented at enrolment) sees the resident every half hour until bedtime. Only the other
+    is alerted. A sensor kind the household did not consent to has no device, and its
+    readings are refused."""
+    from maeul.ingest.devices import IngestError
+
+    enrol = {**ENROL, "consent": {"given": True, "date": "2026-09-01",
+                                  "scope": ["electricity", "motion"]}}
+    hh = city.post("/care/v1/households", json=enrol, headers=city.officer).json()
+    other = city.post("/care/v1/households", json={**ENROL, "residentId": "790202-2345678",
+                                                   "meterId": "KEPCO-0042-9999"},
+                      headers=city.officer).json()
+    assert set(hh["sensorDevices"]) == {"motion"} and other["sensorDevices"] == {}
+    care, ingest = city.services.care, city.services.ingest.ingest
+    start = datetime(2026, 9, 1, 15, 0, tzinfo=UTC)  # 00:00 in Seoul
+    for home in (hh, other):
+        t = _feed(city, home["deviceId"], start, 20)
+    care.tick(T, now=t)
+
+    def stopped(local: datetime, day: int) -> float:
+        if local.hour >= 9 or day > 0:
+            return 0.05 + (0.08 if (local.minute // 15) % 2 else 0.03)
+        return _routine_kw(local, day)
+
+    now = t
+    for hour in range(23):
+        if 9 <= hour < 22:
+            for minute in (10, 40):  # the resident walks about, using no power
+                seen = t + timedelta(hours=hour, minutes=minute)
+                ingest.handle(T, hh["sensorDevices"]["motion"], {
+                    "motion": 1, "observedAt": seen.isoformat().replace("+00:00", "Z")},
+                    "sensor")
+        for home in (hh, other):
+            later = _feed(city, home["deviceId"], now, 1 / 24, stopped)
+        now = later
+        care.tick(T, now=now)
+    raised = city.services.trust.decisions.list_proposals(T, system="care-alerts")["items"]
+    homes = {p["target"][0] if isinstance(p["target"], list) else p["target"] for p in raised}
+    assert homes == {other["entity"]}
+    doc = care.household(T, hh["household"])
+    assert doc["sensors"] == ["motionDetected"] and doc["sensedUntil"]
+    # the meter's entity shows the motion only to keys with the care purpose
+    plain = city.get(f"{B}/entities/{hh['meter']}", headers=city.plain).json()
+    assert "motionDetected" not in plain
+    seen_by_care = city.get(f"{B}/entities/{hh['meter']}", headers=city.officer).json()
+    assert seen_by_care["motionDetected"]["value"] == 1
+    mid = hh["deviceId"].split("-", 1)[1]
+    with pytest.raises(IngestError):
+        ingest.handle(T, f"door-{mid}", {"door": 1}, "sensor")
+    with pytest.raises(IngestError):  # the meter's device takes no motion readings either
+        ingest.handle(T, hh["deviceId"], {"motion": 1}, "meter")
+
+
 def test_an_announced_absence_silences_alerts(city: Any) -> None:
     hh = city.post("/care/v1/households", json=ENROL, headers=city.officer).json()
     care = city.services.care

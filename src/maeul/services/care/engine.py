@@ -173,8 +173,12 @@ class CareBatch:
 
     # ---- one slot ----------------------------------------------------------------------------
     def step(self, g: int, mean: npt.ArrayLike, low: npt.ArrayLike, count: npt.ArrayLike,
-             silenced: npt.ArrayLike | None = None) -> StepResult:
-        """Take slot ``g`` (slot number since 1970) of every home and return what it raised."""
+             silenced: npt.ArrayLike | None = None,
+             sensed: npt.ArrayLike | None = None) -> StepResult:
+        """Take slot ``g`` (slot number since 1970) of every home and return what it raised.
+
+        ``sensed`` marks homes whose motion, door or water sensor saw someone in the slot:
+        that is activity whatever the meter shows (one event ends a quiet spell)."""
         if g <= self.g:
             raise ValueError(f"slot {g} is not after the last slot {self.g}")
         day, k = divmod(g, SLOTS_PER_DAY)
@@ -206,9 +210,10 @@ class CareBatch:
         hb = k // 4 + 24 * int(weekend(day))
         self.act_time[:, hb] += obs & (self.aq == 0)
         e = np.where(obs, m - self.b, 0.0).astype(np.float32)
-        active = obs & (e > self.theta)
+        sen = np.zeros(self.n, bool) if sensed is None else np.asarray(sensed, bool) & obs
+        active = (obs & (e > self.theta)) | sen
         self.bits = (((self.bits << 1) | active) & 15).astype(np.uint8)
-        sig = active & ((_POP4[self.bits] >= 2) | (e > self.theta_strong))
+        sig = active & ((_POP4[self.bits] >= 2) | (e > self.theta_strong) | sen)
 
         # quiet spells: record the one that activity has just ended
         # after an hour or more without data the spell starts afresh: a quiet spell is not
@@ -231,7 +236,7 @@ class CareBatch:
         # spell goes on, otherwise it ended where that activity began
         hold = np.zeros(self.n, bool)
         if p.bridge_slots > 0:
-            hold = (sig & (e <= self.theta_strong) & (self.pend < p.bridge_slots) &
+            hold = (sig & ~sen & (e <= self.theta_strong) & (self.pend < p.bridge_slots) &
                     (np.where(obs, lo - self.b, 0.0) <= self.theta * p.bridge_low) &
                     (self.aq - self.pend >= int(p.bridge_min_h * 4)))
         bend = sig & ~hold & (self.aq > 0)

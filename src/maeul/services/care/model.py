@@ -105,6 +105,9 @@ class HouseholdModel:
         self._kw = np.zeros(0, np.float64)
         self._pending: list[Alert] = []
         self.late_readings = 0
+        # slots in which a motion, door or water sensor saw someone, not yet judged
+        self._sensed = np.zeros(0, np.int64)
+        self.late_events = 0
 
     # ---- feeding -------------------------------------------------------------------------
     def update(self, readings: Readings | Iterable[tuple[datetime, float]]) -> None:
@@ -122,6 +125,18 @@ class HouseholdModel:
         self._kw = np.concatenate([self._kw, readings.kw[keep]])
         if self._t.size:
             self._advance(int(self._t.max() // SLOT_S))
+
+    def sense(self, times: Iterable[datetime | int]) -> None:
+        """Events of the home's motion, door or water sensors (wall-clock times): someone is
+        there, so the slot of each is activity whatever the meter shows. Events of slots
+        already judged are counted (``late_events``) and dropped."""
+        slots = np.array([(t if isinstance(t, int) else to_seconds(t)) // SLOT_S
+                          for t in times], np.int64)
+        if slots.size == 0:
+            return
+        keep = slots > self.batch.g
+        self.late_events += int((~keep).sum())
+        self._sensed = np.unique(np.concatenate([self._sensed, slots[keep]]))
 
     def detect(self, now: datetime | int) -> list[Alert]:
         """Judge every slot that has ended by ``now``; return the alerts raised since last asked."""
@@ -148,9 +163,13 @@ class HouseholdModel:
         """Judge consecutive slots from slot ``g0`` (summaries, see ``slots.summarise``)."""
         raised: list[Alert] = []
         silent = self._silenced(g0, len(mean))
+        n = len(mean)
+        sensed = np.isin(g0 + np.arange(n), self._sensed)
+        self._sensed = self._sensed[self._sensed >= g0 + n]
         step = self.batch.step
-        for i in range(len(mean)):
-            res = step(g0 + i, mean[i:i + 1], low[i:i + 1], count[i:i + 1], silent[i:i + 1])
+        for i in range(n):
+            res = step(g0 + i, mean[i:i + 1], low[i:i + 1], count[i:i + 1], silent[i:i + 1],
+                       sensed[i:i + 1])
             if res.homes.size:
                 raised.extend(self._alerts(g0 + i, res))
         self._pending.extend(raised)
@@ -163,6 +182,7 @@ class HouseholdModel:
         m.absences = [Absence(a.start, a.end, a.reason) for a in self.absences]
         m._t, m._kw = self._t.copy(), self._kw.copy()
         m.late_readings = self.late_readings
+        m._sensed, m.late_events = self._sensed.copy(), self.late_events
         return m
 
     # ---- absences and feedback -----------------------------------------------------------
@@ -231,6 +251,7 @@ class HouseholdModel:
             "absences": [[a.start, a.end, a.reason] for a in self.absences],
             "buffer": {"t": self._t.tolist(), "kw": self._kw.tolist()},
             "late_readings": self.late_readings,
+            "sensed": self._sensed.tolist(), "late_events": self.late_events,
         }
 
     @classmethod
@@ -247,6 +268,8 @@ class HouseholdModel:
         m._t = np.asarray(d["buffer"]["t"], np.int64)
         m._kw = np.asarray(d["buffer"]["kw"], np.float64)
         m.late_readings = int(d.get("late_readings", 0))
+        m._sensed = np.asarray(d.get("sensed", []), np.int64)  # absent in older states
+        m.late_events = int(d.get("late_events", 0))
         return m
 
     # ---- alerts --------------------------------------------------------------------------

@@ -46,6 +46,10 @@ FED_KIND = "carefed"  # rejected proposals already fed back as false alarms
 HH_TYPE = "CareHousehold"
 METER_TYPE = "EnergyMeter"
 POWER = "activePower"
+#: sensors a household may consent to besides the meter: payload key -> (attribute, unit);
+#: a reading with a value above 0 (or true) is an event: someone is at home
+SENSORS = {"motion": ("motionDetected", None), "door": ("doorOpened", None),
+           "water": ("waterFlow", "LTR")}
 ACTOR = "service:care"
 EXPIRY_H = {1: 24, 2: 12, 3: 6}  # an unanswered alert stays actionable this long
 
@@ -163,22 +167,35 @@ class CareService:
             "deviceId": device_id, "entityId": meter_eid, "entityType": METER_TYPE,
             "attributes": {"power": {"name": POWER, "unitCode": "KWT"}},
         }, ctx)
+        # the sensors consented to: one device each, writing to the meter's entity (the
+        # home's measuring point); only consented kinds are provisioned, so no other reading
+        # of the home is accepted
+        sensors = {k: SENSORS[k] for k in e.consent.scope if k in SENSORS}
+        sensor_devices = {k: validate_device({
+            "deviceId": f"{k}-{mid}", "entityId": meter_eid, "entityType": METER_TYPE,
+            "attributes": {k: {"name": name, **({"unitCode": unit} if unit else {})}},
+        }, ctx) for k, (name, unit) in sensors.items()}
         upsert_entity(self.s.hub, tenant, hh, actor)
         upsert_entity(self.s.hub, tenant, meter, actor)
         self._provision(tenant, device, actor)
+        for d in sensor_devices.values():
+            self._provision(tenant, d, actor)
         doc: dict[str, Any] = {"id": hid, "entity": hh_eid, "meter": meter_eid, "device": device_id,
                "district": e.district, "careWorker": e.careWorker, "enrolledAt": now_iso(),
-               "processedUntil": None, "open": {}}
+               "processedUntil": None, "open": {},
+               "sensors": sorted(name for name, _u in sensors.values()), "sensedUntil": None}
 
         def op(tx: Tx) -> None:
             old = tx.get_json(HH_KIND, tenant, hid)
             if old is not None:  # re-enrolment keeps what the model has learned
                 doc["processedUntil"] = old.get("processedUntil")
+                doc["sensedUntil"] = old.get("sensedUntil")
                 doc["open"] = old.get("open", {})
             tx.put_json(HH_KIND, tenant, hid, doc)
 
         self.s.store.write(op)
-        return {"household": hid, "entity": hh_eid, "meter": meter_eid, "deviceId": device_id}
+        return {"household": hid, "entity": hh_eid, "meter": meter_eid, "deviceId": device_id,
+                "sensorDevices": {k: f"{k}-{mid}" for k in sensors}}
 
     def _provision(self, tenant: str, device: dict[str, Any], actor: str) -> None:
         if self.s.ingest is None:
@@ -254,11 +271,14 @@ class CareService:
             if isinstance(v, int | float) and not isinstance(v, bool):
                 pairs.append((self._wall(parse_time(str(r.observed_at), "observedAt")),
                               float(v)))
+        events, sensed_until = self._events(tenant, doc)
         hid = doc["id"]
         alerts: list[Alert] = []
 
         def op(tx: Tx) -> None:
             m = self._model(tx, tenant, hid)
+            if events:
+                m.sense(events)
             if pairs:
                 m.update(pairs)
             alerts.extend(m.detect(self._wall(now)))
@@ -266,10 +286,33 @@ class CareService:
             cur = tx.get_json(HH_KIND, tenant, hid) or doc
             if rows:
                 cur["processedUntil"] = rows[-1].observed_at
+            if sensed_until:
+                cur["sensedUntil"] = sensed_until
             tx.put_json(HH_KIND, tenant, hid, cur)
 
         self.s.store.write(op)
         return len(pairs), alerts
+
+    def _events(self, tenant: str, doc: dict[str, Any]) -> tuple[list[datetime], str | None]:
+        """New events of the home's consented sensors (wall-clock times) and the newest
+        reading's time (the cursor); a reading of 0 or false is no event."""
+        names = doc.get("sensors") or []
+        if not names:
+            return [], None
+        since = doc.get("sensedUntil")
+        ctx = self._ctx()
+        flt = TemporalFilter(attrs=tuple(ctx.expand_term(n) for n in names),
+                             timerel="after" if since else None, time_at=since)
+        rows = [r for r in self.s.store.history(tenant, doc["meter"], flt)
+                if r.observed_at and (since is None or r.observed_at > since)]
+        events = []
+        for r in rows:
+            v = r.doc.get("value")
+            if (v is True or (isinstance(v, int | float) and not isinstance(v, bool)
+                              and v > 0)):
+                events.append(self._wall(parse_time(str(r.observed_at), "observedAt")))
+        newest = max((str(r.observed_at) for r in rows), default=None)
+        return events, newest
 
     def _propose(self, tenant: str, hid: str, alerts: list[Alert], now: datetime) -> int:
         doc = self.household(tenant, hid)
