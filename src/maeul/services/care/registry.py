@@ -86,8 +86,10 @@ ENTRY: dict[str, Any] = {
         "en": "No shared training data: each household's model learns from its own history.",
     },
     "source_data": {
-        "ko": "스마트 미터의 1~15분 단위 전력 검침값(가명 처리된 계량기 식별자)",
-        "en": "Smart-meter power readings every 1-15 minutes, with pseudonymised meter ids",
+        "ko": "스마트 미터의 1~15분 단위 전력 검침값(가명 처리된 계량기 식별자), 가구가 "
+              "동의한 경우 동작·출입문·수도 감지 이벤트",
+        "en": "Smart-meter power readings every 1-15 minutes, with pseudonymised meter ids; "
+              "motion, door and water events where the household consented to those sensors",
     },
     "data_bias": {
         "ko": "생활이 불규칙하거나 전력을 거의 쓰지 않는 가구는 모델이 덜 정확합니다.",
