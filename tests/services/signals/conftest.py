@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,24 @@ def build_pair(tmp: Path, gap: float = 30.0, end: int = 600, we: int = 700, ns1:
 @pytest.fixture(scope="session")
 def light_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_pair(tmp_path_factory.mktemp("pair"))
+
+
+def discover_in(cfg: Path, length: float = 75.0) -> list[Any]:
+    """The intersections discovery finds in a scenario (SUMO started and closed again)."""
+    import sumolib
+
+    from maeul.services.signals.twin import discover, open_sumo, read_config
+
+    conf = read_config(cfg)
+    conn = open_sumo(["-c", str(cfg), "--no-step-log", "true"])
+    try:
+        net = sumolib.net.readNet(str(conf.path.parent / conf.net_files[0]))
+        return discover(conn, net, length)  # type: ignore[no-any-return]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def discovered() -> Any:
+    """``discovered(cfg, length=75.0)``: the intersections discovery finds in a scenario."""
+    return discover_in

@@ -71,14 +71,17 @@ def test_spillback_in_simulation_blocked_green_is_not_chosen(make_scenario: Any,
     assert any(chose_we for room, chose_we in seen if room >= 1.0)  # before, it was served
 
 
-def test_no_approach_waits_beyond_max_red(make_scenario: Any, tmp_path: Path) -> None:
+def test_no_approach_waits_beyond_max_red(make_scenario: Any, tmp_path: Path,
+                                          discovered: Any) -> None:
     # a rule that always prefers west-east: only the guard can serve the side street
     class Greedy(DelayPressure):
         def scores(self, inter: Intersection, obs: Observation) -> list[float]:
             return [100.0 if "AC_0" in ins else 0.0 for ins in inter.phase_in]
 
     cfg = make_scenario(end=900, we=900, ns=120)
-    ns_greens = side_street_greens(cfg)
+    (inter,) = discovered(cfg)
+    # the crossing's greens that give the north approach green
+    ns_greens = {inter.green_state(g) for g, ins in enumerate(inter.phase_in) if "NC_0" in ins}
     for max_red in (40.0, 0.0):
         longest, ns_green = _watch_side_street(cfg, Greedy(max_red=max_red), ns_greens,
                                                tmp_path / f"ti{max_red}.xml")
@@ -103,20 +106,6 @@ def _watch_side_street(cfg: Path, ctl: DelayPressure, greens: set[str],
 
     simulate(cfg, ctl, out, on_step=watch)
     return longest, ns_green
-
-
-def side_street_greens(cfg: Path) -> set[str]:
-    """States of the crossing's greens that give the north approach green."""
-    import sumolib
-
-    conf = read_config(cfg)
-    conn = open_sumo(["-c", str(cfg), "--no-step-log", "true"])
-    try:
-        net = sumolib.net.readNet(str(conf.path.parent / conf.net_files[0]))
-        (inter,) = discover(conn, net, 75.0)
-    finally:
-        conn.close()
-    return {inter.green_state(g) for g, ins in enumerate(inter.phase_in) if "NC_0" in ins}
 
 
 def test_permissive_turners_inside_the_junction_are_not_stranded() -> None:

@@ -11,28 +11,15 @@ from maeul.services.signals.controllers import MaxPressure
 from maeul.services.signals.runner import simulate
 from maeul.services.signals.twin import (
     TwinError,
-    discover,
     is_green_phase,
-    open_sumo,
     read_config,
     resolve_config,
 )
 
 
-def _discover(cfg_path: Path, length: float = 75.0) -> list[Any]:
-    import sumolib
-
-    cfg = read_config(cfg_path)
-    conn = open_sumo(["-c", str(cfg_path), "--no-step-log", "true"])
-    try:
-        net = sumolib.net.readNet(str(cfg.path.parent / cfg.net_files[0]))
-        return discover(conn, net, length)
-    finally:
-        conn.close()
-
-
-def test_discovers_phases_lanes_and_extends_short_entry_lane(crossing: Path) -> None:
-    (inter,) = _discover(crossing)
+def test_discovers_phases_lanes_and_extends_short_entry_lane(crossing: Path,
+                                                            discovered: Any) -> None:
+    (inter,) = discovered(crossing)
     assert inter.id == "C"
     assert len(inter.greens) == 2
     assert all(is_green_phase(inter.states[g]) for g in inter.greens)

@@ -88,19 +88,10 @@ def _longest_walk_wait(cfg: Path, ctl: Any, out: Path) -> tuple[float, int]:
     return max(waits.values(), default=0.0), arrived
 
 
-def test_crossings_are_found_and_people_waiting_there_are_served(tmp_path: Path) -> None:
-    import sumolib
-
-    from maeul.services.signals.twin import discover, open_sumo, read_config
-
+def test_crossings_are_found_and_people_waiting_there_are_served(tmp_path: Path,
+                                                                 discovered: Any) -> None:
     cfg = _scramble(tmp_path / "s")
-    conf = read_config(cfg)
-    conn = open_sumo(["-c", str(cfg), "--no-step-log", "true"])
-    try:
-        net = sumolib.net.readNet(str(conf.path.parent / conf.net_files[0]))
-        (inter,) = discover(conn, net, 75.0)
-    finally:
-        conn.close()
+    (inter,) = discovered(cfg)
     # the crossings' links run from walking areas; no vehicle lane list holds an internal lane
     assert inter.crossings and all(a.startswith(":") and b.startswith(":")
                                    for pairs in inter.crossings.values() for a, b in pairs)
