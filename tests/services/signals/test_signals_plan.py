@@ -77,8 +77,12 @@ def test_plan_is_a_tuning_candidate_without_weights() -> None:
         check_params({"plan": True, "out": 0.0})
     with pytest.raises(ValueError):
         check_params({"plan": "yes"})
-    assert CANDIDATES[-1] == {"plan": True}  # last: weights within 1% of it win the tie
-    assert PRIORITY[1] == len(CANDIDATES) - 1  # but tried second when time is short
+    # after every set of weights: weights within 1% of it win the tie (queue clearance,
+    # the other kind of rule, comes after it)
+    plan = CANDIDATES.index({"plan": True})
+    assert all("plan" not in c and "actuated" not in c for c in CANDIDATES[:plan])
+    assert CANDIDATES[plan + 1:] == ({"actuated": True},)
+    assert PRIORITY[1] == plan  # but tried second when time is short
     assert Plan().weights() == {"plan": True}
 
 
