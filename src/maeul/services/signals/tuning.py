@@ -1,4 +1,5 @@
-"""``tuned``: delaypressure with its weights chosen for each network by simulation.
+"""``tuned``: delaypressure with its weights chosen for each network by simulation (or, where
+they do better there, the network's own programs or queue clearance: ``CANDIDATES``).
 
 The best weights differ between networks (tuning seeds 100-102, mean delay in seconds):
 
