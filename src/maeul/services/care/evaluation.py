@@ -145,10 +145,16 @@ def _stream_job(job: tuple[Readings, int, int, CareParams, str]) -> Run | str:
         return str(exc)
 
 
-def _home_row(hid: str, run: Run) -> dict[str, Any]:
+def _cases(alerts: list[Alert]) -> dict[str, int]:
+    """Each case (episode) with the highest grade it reached."""
     cases: dict[str, int] = {}
-    for a in run.alerts:
+    for a in alerts:
         cases[a.episode] = max(cases.get(a.episode, 0), a.grade)
+    return cases
+
+
+def _home_row(hid: str, run: Run) -> dict[str, Any]:
+    cases = _cases(run.alerts)
     day = _delays([e for e in run.events if 6 <= to_datetime(e.start).hour < 22])
     return {"household": hid, "months_evaluated": round(run.months, 2),
             "caution_or_serious_per_month":
@@ -334,9 +340,7 @@ def _delays(all_res: list[EventResult]) -> dict[str, Any]:
 def _report(name: str, rs: list[Readings], alerts: list[Alert], months: float,
             res: list[EventResult], events: int, seed: int, params: CareParams,
             warmup_days: int, seconds: float) -> dict[str, Any]:
-    cases: dict[str, int] = {}
-    for a in alerts:
-        cases[a.episode] = max(cases.get(a.episode, 0), a.grade)
+    cases = _cases(alerts)
     by_kind: dict[str, dict[str, int]] = {}
     for a in alerts:
         k = by_kind.setdefault(a.kind, {"관심": 0, "주의": 0, "심각": 0})
