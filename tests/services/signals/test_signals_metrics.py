@@ -93,3 +93,24 @@ def test_bench_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert cli_bench(None, _args([Path("cologne1")], controllers="fixed,oracle")) == 2
     assert "unknown controller 'oracle'" in capsys.readouterr().err
     assert cli_bench(None, _args([Path("cologne1")], seeds=0)) == 2
+
+
+def test_people_on_foot_are_counted_apart_from_vehicles(tmp_path: Path) -> None:
+    ti = tmp_path / "walk.xml"
+    ti.write_text(TRIPINFO.replace("</tripinfos>", """
+  <personinfo id="p1" depart="3.00" duration="71.00" waitingTime="12.00" timeLoss="20.00">
+    <walk depart="3.00" arrival="74.00" duration="71.00" timeLoss="20.00" waitingTime="12.00"/>
+  </personinfo>
+  <personinfo id="p2" depart="9.00" duration="40.00" waitingTime="0.00" timeLoss="4.00">
+    <walk depart="9.00" arrival="-1.00" duration="40.00" timeLoss="4.00" waitingTime="0.00"/>
+  </personinfo>
+</tripinfos>"""))
+    m = trip_metrics(ti, end=100.0, pending=[])
+    # the vehicles' figures are those of the file without people
+    assert m.trips == 3 and m.delay == pytest.approx((22 + 4 + 10) / 3)
+    assert m.people == 2
+    assert m.walk_delay == pytest.approx(12.0) and m.walk_waiting == pytest.approx(6.0)
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<tripinfos><personinfo id='p' waitingTime='1'/></tripinfos>")
+    with pytest.raises(MetricsError, match="'p' lacks attribute 'timeLoss'"):
+        trip_metrics(bad, 100.0, pending=[])

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from maeul.services.signals.controllers import DelayPressure, GuardedActuated, make
+from maeul.services.signals.lights import walk_clear
 from maeul.services.signals.runner import simulate
-from maeul.services.signals.twin import sumo_tool
+from maeul.services.signals.twin import Timing, sumo_tool
 
 NODES = """<nodes>
   <node id="W" x="-200" y="0"/><node id="C" x="0" y="0" type="traffic_light"/>
@@ -119,3 +120,129 @@ def test_network_with_crossings_runs_every_controller(tmp_path: Path) -> None:
     for name in ("actuated", "maxpressure", "maxpressure-guard", "delaypressure"):
         res = simulate(cfg, make(name), tmp_path / f"{name}.xml")
         assert res.decisions > 0
+
+
+CROSS_NODES = """<nodes>
+  <node id="W" x="-150" y="0"/><node id="C" x="0" y="0" type="traffic_light"/>
+  <node id="E" x="150" y="0"/><node id="N" x="0" y="150"/><node id="S" x="0" y="-150"/>
+</nodes>"""
+CROSS_EDGES = "<edges>" + "".join(
+    f'<edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="11.1"/>'
+    for a, b in (("W", "C"), ("C", "W"), ("E", "C"), ("C", "E"), ("N", "C"), ("C", "N"),
+                 ("S", "C"), ("C", "S"))) + "</edges>"
+# left turners from both directions wait inside the junction for a gap in heavy oncoming
+# traffic; people cross every arm
+CROSS_ROUTES = """<routes>
+  <vType id="car" vClass="passenger"/>
+  <flow id="wn" type="car" begin="0" end="600" vehsPerHour="300" from="WC" to="CN"/>
+  <flow id="ew" type="car" begin="0" end="600" vehsPerHour="700" from="EC" to="CW"/>
+  <flow id="es" type="car" begin="0" end="600" vehsPerHour="300" from="EC" to="CS"/>
+  <flow id="we" type="car" begin="0" end="600" vehsPerHour="700" from="WC" to="CE"/>
+  <flow id="ns" type="car" begin="0" end="600" vehsPerHour="400" from="NC" to="CS"/>
+  <flow id="sn" type="car" begin="0" end="600" vehsPerHour="400" from="SC" to="CN"/>
+  <personFlow id="p1" begin="0" end="600" period="8"><walk from="NC" to="CE"/></personFlow>
+  <personFlow id="p2" begin="0" end="600" period="8"><walk from="SC" to="CW"/></personFlow>
+  <personFlow id="p3" begin="0" end="600" period="8"><walk from="EC" to="CS"/></personFlow>
+  <personFlow id="p4" begin="0" end="600" period="8"><walk from="WC" to="CN"/></personFlow>
+</routes>"""
+
+
+def _crossroads(tmp: Path) -> Path:
+    """A four-arm crossing whose own program gives each crossing green with the traffic
+    beside it, so the turners of one green must cross the people of the next."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "n.nod.xml").write_text(CROSS_NODES)
+    (tmp / "e.edg.xml").write_text(CROSS_EDGES)
+    subprocess.run([sumo_tool("netconvert"), "-n", "n.nod.xml", "-e", "e.edg.xml",
+                    "-o", "net.net.xml", "--no-turnarounds", "true",
+                    "--sidewalks.guess", "true", "--crossings.guess", "true"],
+                   cwd=tmp, check=True, capture_output=True)
+    (tmp / "routes.rou.xml").write_text(CROSS_ROUTES)
+    cfg = tmp / "cross.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="net.net.xml"/>'
+                   '<route-files value="routes.rou.xml"/></input>'
+                   '<time><begin value="0"/><end value="700"/></time></configuration>')
+    return cfg
+
+
+def _walk_greens(cfg: Path, inter: Any, timing: Timing, out: Path) -> tuple[int, int]:
+    """(crossing greens, of which shown while a vehicle that crosses it was inside)."""
+    busy: dict[int, bool] = {}
+    before: dict[str, str] = {}
+    count = [0, 0]
+
+    def watch(conn: Any, now: float) -> None:
+        state = conn.trafficlight.getRedYellowGreenState(inter.id)
+        prev = before.get("s", state)
+        for k in inter.crossings:
+            if state[k] in "Gg" and prev[k] not in "Gg":  # set in the previous step
+                count[0] += 1
+                count[1] += busy.get(k, False)
+        before["s"] = state
+        # what the twin sees this step, before it sets the lights
+        for k in inter.crossings:
+            busy[k] = bool(walk_clear(conn, inter, "", frozenset({k})))
+
+    simulate(cfg, make("actuated"), out, timing=timing, on_step=watch)
+    return count[0], count[1]
+
+
+def test_a_crossing_turns_green_only_once_vehicles_that_cross_it_have_left(
+        tmp_path: Path, discovered: Any) -> None:
+    cfg = _crossroads(tmp_path / "x")
+    (inter,) = discovered(cfg)
+    # SUMO's conflict matrix: each crossing is crossed by the movements entering or
+    # leaving over its arm
+    assert set(inter.crossing_foes) == set(inter.crossings)
+    assert all(foes for foes in inter.crossing_foes.values())
+    greens, early = _walk_greens(cfg, inter, Timing(), tmp_path / "a.xml")
+    assert greens >= 20 and early == 0, (greens, early)
+    greens_off, early_off = _walk_greens(cfg, inter, Timing(walk_clear=0),
+                                         tmp_path / "b.xml")
+    # without it turners stranded when their green ends meet the next green's people
+    assert greens_off >= 20 and early_off >= 3, (greens_off, early_off)
+
+
+def _people_grid(tmp: Path) -> Path:
+    """SUMO's own tools' 3x3 grid of two-lane streets with sidewalks and signalised
+    crossings, half an hour of random cars and people (randomTrips' fixed seed)."""
+    import os
+    import sys
+
+    from maeul.services.signals.twin import sumo_home
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sumo_tool("netgenerate"), "--grid", "--grid.number", "3",
+                    "--grid.length", "120", "--default.lanenumber", "2", "--tls.guess",
+                    "--sidewalks.guess", "--crossings.guess", "--no-turnarounds",
+                    "-o", "net.net.xml"], cwd=tmp, check=True, capture_output=True)
+    trips = str(sumo_home() / "tools" / "randomTrips.py")
+    env = {**os.environ, "SUMO_HOME": str(sumo_home())}
+    for args in (["-p", "1.5", "--validate", "-o", "cars.trips.xml", "-r", "cars.rou.xml"],
+                 ["-p", "3", "--pedestrians", "--prefix", "p", "-o", "ped.trips.xml",
+                  "-r", "ped.rou.xml"]):
+        subprocess.run([sys.executable, trips, "-n", "net.net.xml", "-e", "1800", *args],
+                       cwd=tmp, check=True, capture_output=True, env=env)
+    cfg = tmp / "run.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="net.net.xml"/>'
+                   '<route-files value="cars.rou.xml,ped.rou.xml"/></input>'
+                   '<time><begin value="0"/><end value="1800"/></time></configuration>')
+    return cfg
+
+
+def test_people_grid_no_longer_locks_up(tmp_path: Path) -> None:
+    """On this grid queue clearance locked up for good on seed 3 (no vehicle teleports):
+    turners stranded in the box when their green ended met the people of the next green,
+    and vehicles of three approaches ended up waiting on each other inside the junction."""
+    from maeul.services.signals.metrics import trip_metrics
+
+    cfg = _people_grid(tmp_path / "g")
+    delays = {}
+    for clear in (Timing().walk_clear, 0.0):
+        out = tmp_path / f"t{clear}.xml"
+        res = simulate(cfg, make("tuned", {"actuated": True}), out, seed=3, end=3600,
+                       timing=Timing(walk_clear=clear))
+        delays[clear] = trip_metrics(out, res.end)
+    held, free = delays[Timing().walk_clear], delays[0.0]
+    assert held.throughput == held.trips and held.delay < 80, held
+    assert free.throughput < free.trips and free.delay > 3 * held.delay, free

@@ -22,7 +22,7 @@ from .twin import TwinError, require_lights
 RESCO_BEST = {"ingolstadt1": 20.90, "ingolstadt7": 31.19, "ingolstadt21": 59.64,
               "cologne1": 26.05, "cologne3": 23.99, "cologne8": 21.62, "grid4x4": 32.95,
               "arterial4x4": 654.0}
-FIELDS = ("delay", "trip_time", "waiting_time", "throughput", "co2_kg")
+FIELDS = ("delay", "trip_time", "waiting_time", "throughput", "co2_kg", "people", "walk_delay")
 
 
 #: one simulation: network, controller name, seed, end override, parameters (for ``tuned``)
@@ -105,9 +105,11 @@ def _num(v: float | None) -> str:
 
 
 def format_table(summary: list[dict[str, Any]]) -> str:
+    """One row per network and controller; the people's columns only where people walk."""
+    walkers = any(s.get("people_mean", 0) > 0 for s in summary)
     head = (f"{'network':<14}{'controller':<18}{'delay s':>16}{'trip time s':>16}"
             f"{'waiting s':>14}{'throughput':>16}{'CO2 kg':>14}{'/fixed':>8}{'RESCO':>8}"
-            f"{'dec us':>8}")
+            f"{'dec us':>8}" + (f"{'people':>8}{'walk delay s':>16}" if walkers else ""))
     lines = [head, "-" * len(head)]
     for s in summary:
         def cell(f: str, w: int, d: int = 1, s: dict[str, Any] = s) -> str:
@@ -119,7 +121,8 @@ def format_table(summary: list[dict[str, Any]]) -> str:
                      f"{cell('trip_time', 16)}{cell('waiting_time', 14)}"
                      f"{cell('throughput', 16, 0)}{cell('co2_kg', 14, 0)}"
                      f"{_num(s['delay_ratio_fixed']):>8}{(f'{best:.2f}' if best else '-'):>8}"
-                     f"{s['decision_us']:>8.1f}")
+                     f"{s['decision_us']:>8.1f}"
+                     + (f"{s['people_mean']:>8.0f}{cell('walk_delay', 16)}" if walkers else ""))
     return "\n".join(lines)
 
 

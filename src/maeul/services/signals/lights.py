@@ -63,6 +63,9 @@ class Intersection:
     short_links: frozenset[int] = frozenset()
     # pedestrian crossings: signal index -> (walking area lane, crossing lane) pairs
     crossings: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    # per pedestrian crossing (signal index): the vehicle signal indices whose paths inside
+    # the junction cross it
+    crossing_foes: dict[int, frozenset[int]] = field(default_factory=dict)
 
     def green_state(self, g: int) -> str:
         return self.states[self.greens[g]]
@@ -206,6 +209,19 @@ def _internal_chain(conn: Any, via: str) -> list[str]:
     return chain
 
 
+def _crossing_foes(conn: Any, crossings: dict[int, list[tuple[str, str]]],
+                   via: list[list[str]]) -> dict[int, frozenset[int]]:
+    """Per crossing: the vehicle links whose lanes inside the junction cross it (SUMO's own
+    conflict matrix, read through the crossing lane's internal foes)."""
+    out: dict[int, frozenset[int]] = {}
+    for k, pairs in crossings.items():
+        foes: set[str] = set()
+        for _walk, cross in pairs:
+            foes.update(conn.lane.getInternalFoes(cross))
+        out[k] = frozenset(j for j, chain in enumerate(via) if foes.intersection(chain))
+    return out
+
+
 def light_nodes(net: Any) -> set[str]:
     """Junctions controlled by a traffic light (the node type alone misses clusters and
     right-on-red lights)."""
@@ -276,7 +292,8 @@ def discover(conn: Any, net: Any, detect_length: float,
             phase_links.append(feeds)
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
-                             exits=exits, conns=conns, crossings=crossings)
+                             exits=exits, conns=conns, crossings=crossings,
+                             crossing_foes=_crossing_foes(conn, crossings, via))
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
         for lane in out_lanes:
@@ -423,3 +440,35 @@ def inside_junction(conn: Any, inter: Intersection) -> list[int]:
     """Per link: vehicles on its lanes inside the junction (turners waiting for a gap)."""
     count = conn.lane.getLastStepVehicleNumber
     return [sum(count(v) for v in chain) for chain in inter.via]
+
+
+#: the longest a crossing's green waits for vehicles inside the junction to leave (s)
+WALK_CLEAR = 10.0
+
+
+def walk_clear(conn: Any, inter: Intersection, state: str,
+               among: frozenset[int] | None = None) -> frozenset[int]:
+    """Pedestrian crossings green in ``state`` (or those of ``among``) that vehicles still
+    inside the junction would cross: their green waits until those vehicles have left.
+
+    A vehicle stranded inside when its green ends (a turner waiting for a gap, a queue that
+    stopped in the box) must cross the crossings of the next green; people walking on them
+    hold it there, and on a grid with people this locked junctions for good (no vehicle
+    teleports), with vehicles of three approaches waiting on each other inside the box."""
+    if not inter.crossing_foes:
+        return frozenset()
+    count = conn.lane.getLastStepVehicleNumber
+    busy: dict[int, bool] = {}
+    held = []
+    for k, foes in inter.crossing_foes.items():
+        if among is not None and k not in among:
+            continue
+        if among is None and (k >= len(state) or state[k] not in GREEN):
+            continue
+        for j in foes:
+            if j not in busy:
+                busy[j] = any(count(lane) for lane in inter.via[j])
+            if busy[j]:
+                held.append(k)
+                break
+    return frozenset(held)

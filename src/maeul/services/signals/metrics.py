@@ -2,6 +2,7 @@
 
 RESCO's delay of a trip is timeLoss + departDelay; unfinished trips count with what they
 accumulated by the end, and vehicles never inserted count with end - scheduled depart.
+People on foot (``personinfo``) are counted apart: RESCO's figures are vehicles only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class TripMetrics:
     unfinished: int
     never_inserted: int
     co2_kg: float  # summed CO2 of all inserted vehicles
+    people: int = 0  # people on foot who set out (finished or not)
+    walk_delay: float = 0.0  # s, their mean timeLoss (slower than they would walk, waiting)
+    walk_waiting: float = 0.0  # s, their mean waitingTime (standing: at red crossings)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -68,8 +72,8 @@ def trip_metrics(tripinfo: str | Path, end: float,
         raise MetricsError(f"tripinfo file not found: {path}")
     if pending is None:
         pending = read_pending(path.with_suffix(".pending.csv"))
-    delay = duration = waiting = co2 = 0.0
-    n = arrived = unfinished = 0
+    delay = duration = waiting = co2 = walk_loss = walk_wait = 0.0
+    n = arrived = unfinished = people = 0
     try:
         for _, el in ET.iterparse(path, events=("end",)):
             if el.tag == "emissions":
@@ -83,6 +87,11 @@ def trip_metrics(tripinfo: str | Path, end: float,
                     unfinished += 1
                 else:
                     arrived += 1
+                el.clear()
+            elif el.tag == "personinfo":
+                people += 1
+                walk_loss += _f(el, "timeLoss", path)
+                walk_wait += _f(el, "waitingTime", path)
                 el.clear()
     except ET.ParseError as exc:
         raise MetricsError(f"{path}: not a valid tripinfo file ({exc})") from exc
@@ -98,4 +107,7 @@ def trip_metrics(tripinfo: str | Path, end: float,
         unfinished=unfinished,
         never_inserted=len(pending),
         co2_kg=co2 / 1e6,  # SUMO writes mg
+        people=people,
+        walk_delay=walk_loss / people if people else 0.0,
+        walk_waiting=walk_wait / people if people else 0.0,
     )

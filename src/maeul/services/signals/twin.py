@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from .lights import (
     GREEN,
     MIN_GAP,
+    WALK_CLEAR,
     Intersection,
     LaneState,
     Observation,
@@ -261,6 +262,9 @@ class Timing:
     min_green: float | None = None  # default: decision - yellow
     detect_length: float = 75.0
     emergency_range: float = 150.0
+    # the longest a pedestrian crossing's green waits for vehicles inside the junction that
+    # would cross it (``lights.walk_clear``); 0: never waits
+    walk_clear: float = WALK_CLEAR
 
     @property
     def min_green_s(self) -> float:
@@ -284,11 +288,15 @@ class _Signal:
     clearing: frozenset[int] = frozenset()
     clear_until: float | None = None
     held_next: frozenset[int] = frozenset()
+    # pedestrian crossings of the current green kept red while vehicles still inside the
+    # junction would cross them (``walk_clear``), until walk_until at the latest
+    walk_held: frozenset[int] = frozenset()
+    walk_until: float | None = None
     decided: frozenset[int] = frozenset()  # the holds of the last decision
 
     def shown(self, inter: Intersection) -> str:
         """The current green as shown, with its held links red (not during a yellow)."""
-        return inter.shown(self.green, self.held, self.clearing)
+        return inter.shown(self.green, self.held | self.walk_held, self.clearing)
 
     def red_times(self, inter: Intersection, now: float) -> list[float]:
         """Seconds each link has been without green (0 while it is green)."""
