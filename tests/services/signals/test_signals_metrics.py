@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from maeul.services.signals.bench import cli_bench
+from maeul.services.signals.bench import cli_bench, format_table, summarise
 from maeul.services.signals.metrics import MetricsError, trip_metrics
 
 TRIPINFO = """<tripinfos>
@@ -77,6 +77,7 @@ def test_bench_prints_one_json_line_per_controller(crossing: Path,
         assert 0 <= x["choose_us"] <= x["decision_us"] <= x["decision_us_max"]
     assert lines[0]["delay_ratio_fixed"] == 1.0
     assert lines[0]["decision_us"] == 0.0  # the network's own programs decide nothing
+    assert all(x["people_mean"] == 0 and x["walk_delay_mean"] == 0 for x in lines)
 
 
 def test_bench_table_on_a_resco_network(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,3 +115,15 @@ def test_people_on_foot_are_counted_apart_from_vehicles(tmp_path: Path) -> None:
     bad.write_text("<tripinfos><personinfo id='p' waitingTime='1'/></tripinfos>")
     with pytest.raises(MetricsError, match="'p' lacks attribute 'timeLoss'"):
         trip_metrics(bad, 100.0, pending=[])
+
+
+def test_table_shows_people_only_where_people_walk() -> None:
+    row = {"net": "ped.sumocfg", "controller": "fixed", "seed": 0, "delay": 60.0,
+           "trip_time": 90.0, "waiting_time": 30.0, "throughput": 100, "co2_kg": 5.0,
+           "people": 0, "walk_delay": 0.0, "decision_us": 0.0, "choose_us": 0.0}
+    cars = format_table(summarise([row, row | {"seed": 1}]))
+    assert "walk delay" not in cars and "people" not in cars
+    walking = format_table(summarise([row | {"people": 40, "walk_delay": 20.0},
+                                      row | {"seed": 1, "people": 40, "walk_delay": 30.0}]))
+    assert "walk delay s" in walking.splitlines()[0]
+    assert walking.splitlines()[2].rstrip().endswith("40      25.0 ± 7.1")
