@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from maeul.services.signals.controllers import DelayPressure, GuardedActuated, make
-from maeul.services.signals.lights import walk_clear
+from maeul.services.signals.lights import box_clear
 from maeul.services.signals.runner import simulate
 from maeul.services.signals.twin import Timing, sumo_tool
 
@@ -181,7 +181,7 @@ def _walk_greens(cfg: Path, inter: Any, timing: Timing, out: Path) -> tuple[int,
         before["s"] = state
         # what the twin sees this step, before it sets the lights
         for k in inter.crossings:
-            busy[k] = bool(walk_clear(conn, inter, "", frozenset({k})))
+            busy[k] = bool(box_clear(conn, inter, frozenset({k})))
 
     simulate(cfg, make("actuated"), out, timing=timing, on_step=watch)
     return count[0], count[1]
@@ -193,11 +193,12 @@ def test_a_crossing_turns_green_only_once_vehicles_that_cross_it_have_left(
     (inter,) = discovered(cfg)
     # SUMO's conflict matrix: each crossing is crossed by the movements entering or
     # leaving over its arm
-    assert set(inter.crossing_foes) == set(inter.crossings)
-    assert all(foes for foes in inter.crossing_foes.values())
+    assert set(inter.crossings) <= set(inter.box_foes)
+    # ... and at a light with crossings every vehicle link waits for the box too
+    assert set(inter.box_foes) == set(range(len(inter.links)))
     greens, early = _walk_greens(cfg, inter, Timing(), tmp_path / "a.xml")
     assert greens >= 20 and early == 0, (greens, early)
-    greens_off, early_off = _walk_greens(cfg, inter, Timing(walk_clear=0),
+    greens_off, early_off = _walk_greens(cfg, inter, Timing(box_wait=0),
                                          tmp_path / "b.xml")
     # without it turners stranded when their green ends meet the next green's people
     assert greens_off >= 20 and early_off >= 3, (greens_off, early_off)
@@ -238,11 +239,11 @@ def test_people_grid_no_longer_locks_up(tmp_path: Path) -> None:
 
     cfg = _people_grid(tmp_path / "g")
     delays = {}
-    for clear in (Timing().walk_clear, 0.0):
+    for clear in (Timing().box_wait, 0.0):
         out = tmp_path / f"t{clear}.xml"
         res = simulate(cfg, make("tuned", {"actuated": True}), out, seed=3, end=3600,
-                       timing=Timing(walk_clear=clear))
+                       timing=Timing(box_wait=clear))
         delays[clear] = trip_metrics(out, res.end)
-    held, free = delays[Timing().walk_clear], delays[0.0]
+    held, free = delays[Timing().box_wait], delays[0.0]
     assert held.throughput == held.trips and held.delay < 80, held
     assert free.throughput < free.trips and free.delay > 3 * held.delay, free

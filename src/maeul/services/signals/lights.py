@@ -63,9 +63,10 @@ class Intersection:
     short_links: frozenset[int] = frozenset()
     # pedestrian crossings: signal index -> (walking area lane, crossing lane) pairs
     crossings: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
-    # per pedestrian crossing (signal index): the vehicle signal indices whose paths inside
-    # the junction cross it
-    crossing_foes: dict[int, frozenset[int]] = field(default_factory=dict)
+    # signal indices whose green waits for the box (``box_clear``): every pedestrian
+    # crossing and, at a light with crossings, every vehicle link; each with the vehicle
+    # signal indices whose lanes inside the junction cross its path
+    box_foes: dict[int, frozenset[int]] = field(default_factory=dict)
 
     def green_state(self, g: int) -> str:
         return self.states[self.greens[g]]
@@ -209,16 +210,22 @@ def _internal_chain(conn: Any, via: str) -> list[str]:
     return chain
 
 
-def _crossing_foes(conn: Any, crossings: dict[int, list[tuple[str, str]]],
-                   via: list[list[str]]) -> dict[int, frozenset[int]]:
-    """Per crossing: the vehicle links whose lanes inside the junction cross it (SUMO's own
-    conflict matrix, read through the crossing lane's internal foes)."""
+def _box_foes(conn: Any, crossings: dict[int, list[tuple[str, str]]],
+              via: list[list[str]]) -> dict[int, frozenset[int]]:
+    """Per crossing and, where there are crossings, per vehicle link: the vehicle links whose
+    lanes inside the junction cross its path (SUMO's own conflict matrix, read through the
+    internal foes of the crossing's or the link's lanes)."""
+    if not crossings:
+        return {}
     out: dict[int, frozenset[int]] = {}
-    for k, pairs in crossings.items():
+    for k in range(len(via)):
+        lanes = [cross for _walk, cross in crossings[k]] if k in crossings else via[k]
         foes: set[str] = set()
-        for _walk, cross in pairs:
-            foes.update(conn.lane.getInternalFoes(cross))
-        out[k] = frozenset(j for j, chain in enumerate(via) if foes.intersection(chain))
+        for lane in lanes:
+            foes.update(conn.lane.getInternalFoes(lane))
+        hit = frozenset(j for j, chain in enumerate(via) if j != k and foes.intersection(chain))
+        if hit:
+            out[k] = hit
     return out
 
 
@@ -293,7 +300,7 @@ def discover(conn: Any, net: Any, detect_length: float,
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
                              exits=exits, conns=conns, crossings=crossings,
-                             crossing_foes=_crossing_foes(conn, crossings, via))
+                             box_foes=_box_foes(conn, crossings, via))
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
         for lane in out_lanes:
@@ -442,33 +449,37 @@ def inside_junction(conn: Any, inter: Intersection) -> list[int]:
     return [sum(count(v) for v in chain) for chain in inter.via]
 
 
-#: the longest a crossing's green waits for vehicles inside the junction to leave (s)
-WALK_CLEAR = 10.0
+#: the longest a green waits for vehicles inside the junction that cross its path (s)
+BOX_WAIT = 10.0
 
 
-def walk_clear(conn: Any, inter: Intersection, state: str,
-               among: frozenset[int] | None = None) -> frozenset[int]:
-    """Pedestrian crossings green in ``state`` (or those of ``among``) that vehicles still
-    inside the junction would cross: their green waits until those vehicles have left.
+def box_clear(conn: Any, inter: Intersection, among: frozenset[int]) -> frozenset[int]:
+    """The links of ``among`` to keep red for now: vehicles still inside the junction would
+    cross their path (only links in ``Intersection.box_foes`` ever wait).
 
-    A vehicle stranded inside when its green ends (a turner waiting for a gap, a queue that
-    stopped in the box) must cross the crossings of the next green; people walking on them
-    hold it there, and on a grid with people this locked junctions for good (no vehicle
-    teleports), with vehicles of three approaches waiting on each other inside the box."""
-    if not inter.crossing_foes:
+    Found on a grid with people, where lights locked for good (no vehicle teleports). A
+    vehicle still inside when its green ended stopped for the people who then got the
+    crossing in front of it, and turners of the next green queued behind it; or two streams,
+    each slowed in the box by people, entered it on consecutive greens and stopped across each
+    other's path. Either way vehicles of several approaches ended up waiting on each other
+    inside the box. So at a light with crossings a link that turns green, and any crossing,
+    waits until the vehicles that would cross its path have left."""
+    if not inter.box_foes:
         return frozenset()
     count = conn.lane.getLastStepVehicleNumber
     busy: dict[int, bool] = {}
     held = []
-    for k, foes in inter.crossing_foes.items():
-        if among is not None and k not in among:
-            continue
-        if among is None and (k >= len(state) or state[k] not in GREEN):
-            continue
-        for j in foes:
+    for k in among:
+        for j in inter.box_foes.get(k, ()):
             if j not in busy:
                 busy[j] = any(count(lane) for lane in inter.via[j])
             if busy[j]:
                 held.append(k)
                 break
     return frozenset(held)
+
+
+def newly_green(before: str, after: str) -> frozenset[int]:
+    """Links green in ``after`` that were not green in ``before``."""
+    return frozenset(k for k, c in enumerate(after)
+                     if c in GREEN and (k >= len(before) or before[k] not in GREEN))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .lights import walk_clear
+from .lights import box_clear, newly_green
 from .twin import (
     GREEN,
     ApprovalPolicy,
@@ -215,7 +215,7 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
             if c in GREEN:  # these links were green until now
                 s.last_green[k] = t
         state = list(inter.yellow_between(s.green, to))
-        for k in s.held | s.walk_held:  # held red: stays red through the yellow
+        for k in s.held | s.box_held:  # held red: stays red through the yellow
             state[k] = "r"
         for k in s.clearing | held_next:  # green now, held in the next green: clears
             if state[k] in GREEN:
@@ -224,7 +224,7 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
         TL.setRedYellowGreenState(inter.id, shown)
         s.held, s.clearing, s.clear_until, s.held_next = (frozenset(), frozenset(), None,
                                                           held_next)
-        s.walk_held, s.walk_until = frozenset(), None
+        s.box_held, s.box_until = frozenset(), None
         s.decided = held_next
         s.yellow_until, s.target = t + timing.yellow, to
         result.changes += 1
@@ -261,23 +261,24 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
         for inter in inters:
             s = sig[inter.id]
             if s.yellow_until is not None and now >= s.yellow_until:
+                before = inter.green_state(s.green)
                 s.green, s.since, s.yellow_until = s.target, now, None
                 s.held, s.held_next = s.held_next, frozenset()
-                if timing.walk_clear > 0:
-                    s.walk_held = walk_clear(conn, inter, inter.green_state(s.green))
-                    s.walk_until = now + timing.walk_clear if s.walk_held else None
+                if timing.box_wait > 0 and inter.box_foes:
+                    s.box_held = box_clear(conn, inter,
+                                           newly_green(before, inter.green_state(s.green)))
+                    s.box_until = now + timing.box_wait if s.box_held else None
                 TL.setRedYellowGreenState(inter.id, s.shown(inter))
                 if record:
                     result.log.append((now, inter.id, s.shown(inter), "green"))
-            elif s.walk_held and s.walk_until is not None:
-                left = (walk_clear(conn, inter, "", s.walk_held) if now < s.walk_until
-                        else frozenset())
-                if left != s.walk_held:
-                    s.walk_held = left
-                    s.walk_until = s.walk_until if left else None
+            elif s.box_held and s.box_until is not None:
+                left = box_clear(conn, inter, s.box_held) if now < s.box_until else frozenset()
+                if left != s.box_held:
+                    s.box_held = left
+                    s.box_until = s.box_until if left else None
                     TL.setRedYellowGreenState(inter.id, s.shown(inter))
                     if record:
-                        result.log.append((now, inter.id, s.shown(inter), "walk"))
+                        result.log.append((now, inter.id, s.shown(inter), "box"))
             if s.clear_until is not None and now >= s.clear_until:
                 s.held, s.clearing, s.clear_until = s.held | s.clearing, frozenset(), None
                 TL.setRedYellowGreenState(inter.id, s.shown(inter))

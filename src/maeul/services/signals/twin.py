@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .lights import (
+    BOX_WAIT,
     GREEN,
     MIN_GAP,
-    WALK_CLEAR,
     Intersection,
     LaneState,
     Observation,
@@ -262,9 +262,9 @@ class Timing:
     min_green: float | None = None  # default: decision - yellow
     detect_length: float = 75.0
     emergency_range: float = 150.0
-    # the longest a pedestrian crossing's green waits for vehicles inside the junction that
-    # would cross it (``lights.walk_clear``); 0: never waits
-    walk_clear: float = WALK_CLEAR
+    # the longest a link turning green waits for vehicles inside the junction that would
+    # cross its path, at lights with pedestrian crossings (``lights.box_clear``); 0: never
+    box_wait: float = BOX_WAIT
 
     @property
     def min_green_s(self) -> float:
@@ -288,15 +288,15 @@ class _Signal:
     clearing: frozenset[int] = frozenset()
     clear_until: float | None = None
     held_next: frozenset[int] = frozenset()
-    # pedestrian crossings of the current green kept red while vehicles still inside the
-    # junction would cross them (``walk_clear``), until walk_until at the latest
-    walk_held: frozenset[int] = frozenset()
-    walk_until: float | None = None
+    # links of the current green kept red while vehicles still inside the junction would
+    # cross their path (``box_clear``), until box_until at the latest
+    box_held: frozenset[int] = frozenset()
+    box_until: float | None = None
     decided: frozenset[int] = frozenset()  # the holds of the last decision
 
     def shown(self, inter: Intersection) -> str:
         """The current green as shown, with its held links red (not during a yellow)."""
-        return inter.shown(self.green, self.held | self.walk_held, self.clearing)
+        return inter.shown(self.green, self.held | self.box_held, self.clearing)
 
     def red_times(self, inter: Intersection, now: float) -> list[float]:
         """Seconds each link has been without green (0 while it is green)."""
