@@ -147,7 +147,7 @@ CROSS_ROUTES = """<routes>
 </routes>"""
 
 
-def _crossroads(tmp: Path) -> Path:
+def _crossroads(tmp: Path, people: bool = True) -> Path:
     """A four-arm crossing whose own program gives each crossing green with the traffic
     beside it, so the turners of one green must cross the people of the next."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,9 @@ def _crossroads(tmp: Path) -> Path:
                     "-o", "net.net.xml", "--no-turnarounds", "true",
                     "--sidewalks.guess", "true", "--crossings.guess", "true"],
                    cwd=tmp, check=True, capture_output=True)
-    (tmp / "routes.rou.xml").write_text(CROSS_ROUTES)
+    routes = CROSS_ROUTES if people else "\n".join(
+        line for line in CROSS_ROUTES.splitlines() if "personFlow" not in line)
+    (tmp / "routes.rou.xml").write_text(routes)
     cfg = tmp / "cross.sumocfg"
     cfg.write_text('<configuration><input><net-file value="net.net.xml"/>'
                    '<route-files value="routes.rou.xml"/></input>'
@@ -202,6 +204,28 @@ def test_a_crossing_turns_green_only_once_vehicles_that_cross_it_have_left(
                                          tmp_path / "b.xml")
     # without it turners stranded when their green ends meet the next green's people
     assert greens_off >= 20 and early_off >= 3, (greens_off, early_off)
+
+
+def test_without_people_vehicles_do_not_wait_for_the_box(tmp_path: Path) -> None:
+    """The same crossing with no one walking: nothing slows the vehicles inside the box, so
+    the rule holds no vehicle link and the run is the one without it, to the digit."""
+    from maeul.services.signals.metrics import trip_metrics
+
+    cfg = _crossroads(tmp_path / "x", people=False)
+    runs = []
+    for wait in (Timing().box_wait, 0.0):
+        out = tmp_path / f"r{wait}.xml"
+        res = simulate(cfg, make("actuated"), out, timing=Timing(box_wait=wait))
+        runs.append(trip_metrics(out, res.end))
+    assert runs[0].trips > 100 and runs[0] == runs[1]
+    # with people, the vehicle links do wait: the runs differ
+    cfg = _crossroads(tmp_path / "p")
+    with_people = []
+    for wait in (Timing().box_wait, 0.0):
+        out = tmp_path / f"p{wait}.xml"
+        res = simulate(cfg, make("actuated"), out, timing=Timing(box_wait=wait))
+        with_people.append(trip_metrics(out, res.end).delay)
+    assert with_people[0] != with_people[1]
 
 
 def _people_grid(tmp: Path) -> Path:

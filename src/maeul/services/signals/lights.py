@@ -67,6 +67,8 @@ class Intersection:
     # crossing and, at a light with crossings, every vehicle link; each with the vehicle
     # signal indices whose lanes inside the junction cross its path
     box_foes: dict[int, frozenset[int]] = field(default_factory=dict)
+    # the junction's walking areas and crossings (edges), where people slow the vehicles
+    walk_edges: list[str] = field(default_factory=list)
 
     def green_state(self, g: int) -> str:
         return self.states[self.greens[g]]
@@ -300,7 +302,10 @@ def discover(conn: Any, net: Any, detect_length: float,
         inter = Intersection(tid, prog, states, durations, greens, links, in_lanes, out_lanes,
                              phase_in, phase_out, phase_links=phase_links, via=via,
                              exits=exits, conns=conns, crossings=crossings,
-                             box_foes=_box_foes(conn, crossings, via))
+                             box_foes=_box_foes(conn, crossings, via),
+                             walk_edges=sorted({lane.rsplit("_", 1)[0]
+                                                for pairs in crossings.values()
+                                                for pair in pairs for lane in pair}))
         for lane in in_lanes:
             inter.detect[lane] = extend_upstream(lane, net, detect_length, tls_nodes)
         for lane in out_lanes:
@@ -462,10 +467,16 @@ def box_clear(conn: Any, inter: Intersection, among: frozenset[int]) -> frozense
     crossing in front of it, and turners of the next green queued behind it; or two streams,
     each slowed in the box by people, entered it on consecutive greens and stopped across each
     other's path. Either way vehicles of several approaches ended up waiting on each other
-    inside the box. So at a light with crossings a link that turns green, and any crossing,
-    waits until the vehicles that would cross its path have left."""
+    inside the box. So a crossing that turns green, and at a light with crossings, while
+    someone is on them or on its walking areas, a vehicle link that turns green, waits until
+    the vehicles that would cross its path have left."""
     if not inter.box_foes:
         return frozenset()
+    if not any(conn.edge.getLastStepPersonIDs(e) for e in inter.walk_edges):
+        # no one on the junction's walking areas and crossings: nothing slows the vehicles
+        # in the box, and holding their foes would only cost time (2 s a trip on the grid
+        # without people)
+        among = frozenset(k for k in among if k in inter.crossings)
     count = conn.lane.getLastStepVehicleNumber
     busy: dict[int, bool] = {}
     held = []
