@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from maeul.services.signals import bench
-from maeul.services.signals.controllers import DelayPressure, Plan, make
+from maeul.services.signals.controllers import DelayPressure, MaxPressure, Plan, make
 from maeul.services.signals.runner import simulate
 from maeul.services.signals.service import _Gate
 from maeul.services.signals.tuning import CANDIDATES, PRIORITY, check_params
@@ -77,13 +77,18 @@ def test_plan_is_a_tuning_candidate_without_weights() -> None:
         check_params({"plan": True, "out": 0.0})
     with pytest.raises(ValueError):
         check_params({"plan": "yes"})
-    # after every set of weights: weights within 1% of it win the tie (queue clearance,
-    # the other kind of rule, comes after it)
+    # after every set of weights: weights within 1% of it win the tie (queue clearance and
+    # plain max-pressure, the other kinds of rule, come after it)
     plan = CANDIDATES.index({"plan": True})
     assert all("plan" not in c and "actuated" not in c for c in CANDIDATES[:plan])
-    assert CANDIDATES[plan + 1:] == ({"actuated": True},)
+    assert CANDIDATES[plan + 1:] == ({"actuated": True}, {"pressure": True})
     assert PRIORITY[1] == plan  # but tried second when time is short
     assert Plan().weights() == {"plan": True}
+    plain = make("tuned", {"pressure": True})
+    assert isinstance(plain, MaxPressure) and plain.weights() == {"pressure": True}
+    assert plain.name == "tuned"
+    with pytest.raises(ValueError, match="plain max-pressure"):
+        check_params({"pressure": True, "out": 1.0})
 
 
 def test_the_service_wrapper_passes_on_what_the_twin_reads() -> None:

@@ -154,11 +154,17 @@ def test_a_tie_keeps_the_earlier_candidate(make_scenario) -> None:  # type: igno
 
 def _fake_runs(delays: dict[float, float], seconds: float, calls: list[int]):  # type: ignore[no-untyped-def]
     """bench.run_jobs without SUMO: each candidate's delay by its `out` weight (the city's
-    plans: key -1, queue clearance: key -2), and every simulation taking `seconds`."""
+    plans: key -1, queue clearance: key -2, plain max-pressure: key -3), and every simulation
+    taking `seconds`."""
+    def key(params: dict[str, object]) -> float:
+        if params.get("actuated"):
+            return -2.0
+        return -3.0 if params.get("pressure") else float(params.get("out", -1.0))  # type: ignore[arg-type]
+
     def run_jobs(jobs: list[bench.Job], workers: int) -> list[dict[str, object]]:
         calls.append(len(jobs))
         return [{"net": net, "params": params, "seed": seed, "seconds": seconds,
-                 "delay": delays[-2.0 if params.get("actuated") else params.get("out", -1.0)]}
+                 "delay": delays[key(params)]}
                 for net, _c, seed, _e, params in jobs]
     return run_jobs
 
@@ -200,15 +206,16 @@ def test_the_budget_tries_the_likeliest_candidates_first(
         make_scenario, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     cfg = str(make_scenario(end=300))
     calls: list[int] = []
-    delays = {1.0: 30.0, 0.5: 31.0, 0.0: 29.0, -1.0: 28.0, -2.0: 29.5}
+    delays = {1.0: 30.0, 0.5: 31.0, 0.0: 29.0, -1.0: 28.0, -2.0: 29.5, -3.0: 30.5}
     monkeypatch.setattr(bench, "run_jobs", _fake_runs(delays, 100.0, calls))
-    # three seeds of 100 s on two workers: 150 s per candidate; 650 s: the default and three
-    t = tune_many([cfg], workers=2, cache_dir=None, budget_s=650.0)[cfg]
+    # three seeds of 100 s on two workers: 150 s per candidate; 800 s: the default and four
+    t = tune_many([cfg], workers=2, cache_dir=None, budget_s=800.0)[cfg]
     tried = [c["params"] for c in t.candidates if c["mean"] is not None]
-    assert tried == [tuning.CANDIDATES[i] for i in sorted(tuning.PRIORITY[:4])]
-    # the city's plans first (here the best), queue clearance, then cologne8's and grid4x4's
-    # weights
+    assert tried == [tuning.CANDIDATES[i] for i in sorted(tuning.PRIORITY[:5])]
+    # the city's plans first (here the best), queue clearance, plain max-pressure, then
+    # cologne8's and grid4x4's weights
     assert {"plan": True} in tried and {"actuated": True} in tried
+    assert {"pressure": True} in tried
     assert {"out": 0.0, "switch": 0.0, "gate": False} in tried
     assert t.best == {"plan": True}
     assert sorted(tuning.PRIORITY) == list(range(len(tuning.CANDIDATES)))

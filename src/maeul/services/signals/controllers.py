@@ -333,6 +333,20 @@ class GuardedActuated(_Guarded):
 
 
 @dataclass
+class PlainPressure(MaxPressure):
+    """Varaiya's max-pressure without our guards: what ``tuned`` runs on a network where it
+    beats every guarded candidate on the tuning seeds. On TAVF-Hamburg the guards cost more
+    than they save (tuning seeds 100-102: plain max-pressure 47.4 s, the best guarded weights
+    63.0); where a network locks up without them (cologne3, ingolstadt21, arterial4x4), the
+    tuning seeds show it and this candidate loses."""
+
+    name: str = "tuned"
+
+    def weights(self) -> dict[str, float | bool]:
+        return {"pressure": True}
+
+
+@dataclass
 class Plan(_Base):
     """The network's own programs, as SUMO runs them (what ``fixed`` measures), with the
     twin's emergency priority on top: what ``tuned`` runs on a network where none of its
@@ -365,6 +379,8 @@ def make(name: str, params: dict[str, float] | None = None) -> Controller | None
             return Plan()
         if checked.pop("actuated", False):
             return GuardedActuated(**checked)  # type: ignore[arg-type]
+        if checked.get("pressure"):
+            return PlainPressure()
         checked.pop("plan", None)
         return DelayPressure(**checked, name="tuned")  # type: ignore[arg-type]
     if name == "fixed":

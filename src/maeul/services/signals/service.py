@@ -29,7 +29,7 @@ from typing import Any
 
 from ... import __version__
 from ...trust.decisions import Decisions, RetryLater
-from .controllers import DelayPressure, Plan, make
+from .controllers import make
 from .publish import DetectorPublisher, approaches_of, georeferenced, signal_entity_id
 from .registry import ACTION_KIND, SYSTEM_ID, ensure_registered
 from .runner import simulate
@@ -192,7 +192,7 @@ class SignalService:
         self.run_id = uuid.uuid4().hex[:12]
         self.apply_timeout_s = apply_timeout_s
         name = self.controller.name if self.controller is not None else "fixed"
-        if isinstance(self.controller, DelayPressure | Plan) and name == "tuned":
+        if name == "tuned" and hasattr(self.controller, "weights"):
             # the weights are part of the model: decisions record which ones acted
             name += f"({describe(self.controller.weights())})"
         self.model_version = f"{name}@maeul-{__version__}"

@@ -17,7 +17,7 @@ lowest counts as a tie, won by the earlier candidate; the first is delaypressure
 a network where the weights make no real difference keeps it. The choice is cached, keyed by
 the content of the network's files, so a changed network is tuned again.
 
-Cost: candidates x seeds simulations of the network (14 x 3 with the defaults), spread over
+Cost: candidates x seeds simulations of the network (15 x 3 with the defaults), spread over
 the worker processes: about 4 minutes for ingolstadt21 on 2 cores. The issue allows 30 minutes
 of training per network on 2 cores, and a network we have not seen may be far larger, so
 tuning keeps to a time budget (``BUDGET_S``): the default candidate runs first, its runs
@@ -49,9 +49,12 @@ CANDIDATES: tuple[dict[str, float], ...] = tuple(
     # weights within 1% of the plans win, and kept only where no weights beat them (Bologna's
     # acosta)
     {"plan": True},
-    # queue clearance (GuardedActuated): last, for networks whose programs have many phases a
+    # queue clearance (GuardedActuated), for networks whose programs have many phases a
     # pressure rule under-serves (a netgenerate grid with left-turn phases and crossings)
-    {"actuated": True})
+    {"actuated": True},
+    # plain max-pressure without our guards (PlainPressure): last, for networks where the
+    # guards cost more than they save (TAVF-Hamburg)
+    {"pressure": True})
 #: the order candidates are tried in when the budget cannot fit them all (indices into
 #: CANDIDATES): the defaults, then the city's own plans (the check that tuning does no harm)
 #: and queue clearance (the other kind of rule), then by how often and how much each won on
@@ -59,7 +62,7 @@ CANDIDATES: tuple[dict[str, float], ...] = tuple(
 #: (out=1 switch=0 on cologne1 and ingolstadt1; out=0 on cologne8 and grid4x4; switch=3 on
 #: cologne3 and acosta; out=0.5 on ingolstadt7; out=0 switch=3 on arterial4x4; out=0.5
 #: switch=3 on TAVF-Hamburg; the exit hold only on ingolstadt21)
-PRIORITY: tuple[int, ...] = (0, 12, 13, 4, 1, 2, 5, 3, 8, 6, 10, 7, 9, 11)
+PRIORITY: tuple[int, ...] = (0, 12, 13, 14, 4, 1, 2, 5, 3, 8, 6, 10, 7, 9, 11)
 #: wall-clock seconds of simulation a network's tuning may take on the workers given (the
 #: issue: training within 30 minutes per network on 2 cores)
 BUDGET_S = 1800.0
@@ -71,7 +74,7 @@ TIE = 0.01
 DEFAULT_DIR = Path("var/signals/tuned")
 # parameters a candidate may set (DelayPressure's fields): numbers, and switches
 PARAMS = frozenset({"moving", "wait", "out", "switch", "sat_flow", "max_red"})
-SWITCHES = frozenset({"gate", "box", "plan", "actuated"})
+SWITCHES = frozenset({"gate", "box", "plan", "actuated", "pressure"})
 
 
 @dataclass
@@ -125,6 +128,8 @@ def check_params(params: dict[str, Any]) -> dict[str, float]:
         raise ValueError("the candidate 'plan' (the network's own programs) takes no weights")
     if out.get("actuated") and set(out) - {"actuated", "max_red", "box"}:
         raise ValueError("the candidate 'actuated' (queue clearance) takes no pressure weights")
+    if out.get("pressure") and len(out) > 1:
+        raise ValueError("the candidate 'pressure' (plain max-pressure) takes no weights")
     return out
 
 
