@@ -250,3 +250,24 @@ def test_queue_clearance_candidate_takes_no_pressure_weights() -> None:
     ctl = make("tuned", {"actuated": True, "max_red": 30})
     assert isinstance(ctl, GuardedActuated) and ctl.max_red == 30.0 and not ctl.box
     assert ctl.name == "tuned"
+
+
+def test_plain_pressure_must_win_by_a_clear_margin(
+        make_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    plain = {"pressure": True}
+    # cologne3's tuning seeds: 3.8% better is not enough without the lock-up guards ...
+    assert tuning.choose([GOOD, plain], [20.28, 19.50]) == GOOD
+    # ... TAVF-Hamburg's 25% is
+    assert tuning.choose([GOOD, plain], [63.01, 47.36]) == plain
+    assert tuning.choose([GOOD, {"out": 0.0}, plain], [30.0, None, 20.0]) == plain
+    # a cached tuning is chosen again by the rule in force, whatever its file says
+    cfg = str(make_scenario(end=300))
+    cache = tmp_path / "t"
+    monkeypatch.setattr(bench, "run_jobs", _fake_runs({1.0: 30.0, -3.0: 28.5}, 1.0, []))
+    t = tune_many([cfg], workers=1, cache_dir=cache, seeds=(1, 2),
+                  candidates=(GOOD, plain))[cfg]
+    assert t.best == GOOD
+    (path,) = cache.glob("*.json")
+    path.write_text(json.dumps(t.as_dict() | {"best": plain}))  # an older rule's choice
+    again = load(cfg, cache, (1, 2), (GOOD, plain))
+    assert again is not None and again.best == GOOD

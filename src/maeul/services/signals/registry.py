@@ -121,10 +121,12 @@ ENTRY: dict[str, Any] = {
     },
     "algorithm_type": "rule-based",
     "methods_and_models": {
-        "ko": "Varaiya의 맥스프레셔 제어를 확장한 규칙(delaypressure), 큐 해소형 감응 제어, "
-              "고정 시간(네트워크 자체 신호 계획)",
-        "en": "A rule extending Varaiya's max-pressure control (delaypressure), queue-"
-              "clearance actuation, and fixed time (the network's own programs)",
+        "ko": "Varaiya의 맥스프레셔 제어를 확장한 규칙(delaypressure), 보호 규칙 없는 "
+              "맥스프레셔, 큐 해소형 감응 제어, 고정 시간(네트워크 자체 신호 계획) 중 "
+              "네트워크마다 시뮬레이션으로 고른 하나",
+        "en": "One chosen per network by simulation among a rule extending Varaiya's "
+              "max-pressure control (delaypressure), plain max-pressure, queue-clearance "
+              "actuation, and fixed time (the network's own programs)",
     },
     "alternatives_considered": {
         "ko": "강화학습 제어기는 학습 비용과 설명 가능성 때문에 시범 단계에서 제외했습니다.",
