@@ -87,6 +87,7 @@ def test_plan_is_a_tuning_candidate_without_weights() -> None:
     plain = make("tuned", {"pressure": True})
     assert isinstance(plain, MaxPressure) and plain.weights() == {"pressure": True}
     assert plain.name == "tuned"
+    assert isinstance(make("tuned", {"pressure": False, "out": 0.5}), DelayPressure)
     with pytest.raises(ValueError, match="plain max-pressure"):
         check_params({"pressure": True, "out": 1.0})
 

@@ -337,8 +337,8 @@ class PlainPressure(MaxPressure):
     """Varaiya's max-pressure without our guards: what ``tuned`` runs on a network where it
     beats every guarded candidate on the tuning seeds. On TAVF-Hamburg the guards cost more
     than they save (tuning seeds 100-102: plain max-pressure 47.4 s, the best guarded weights
-    63.0); where a network locks up without them (cologne3, ingolstadt21, arterial4x4), the
-    tuning seeds show it and this candidate loses."""
+    63.0). Without the guards a network can lock up where the tuning seeds did not show it
+    (cologne3), so it must win by a margin (``tuning.UNGUARDED``)."""
 
     name: str = "tuned"
 
@@ -379,7 +379,7 @@ def make(name: str, params: dict[str, float] | None = None) -> Controller | None
             return Plan()
         if checked.pop("actuated", False):
             return GuardedActuated(**checked)  # type: ignore[arg-type]
-        if checked.get("pressure"):
+        if checked.pop("pressure", False):
             return PlainPressure()
         checked.pop("plan", None)
         return DelayPressure(**checked, name="tuned")  # type: ignore[arg-type]

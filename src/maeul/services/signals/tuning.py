@@ -56,8 +56,9 @@ CANDIDATES: tuple[dict[str, float], ...] = tuple(
     # guards cost more than they save (TAVF-Hamburg)
     {"pressure": True})
 #: the order candidates are tried in when the budget cannot fit them all (indices into
-#: CANDIDATES): the defaults, then the city's own plans (the check that tuning does no harm)
-#: and queue clearance (the other kind of rule), then by how often and how much each won on
+#: CANDIDATES): the defaults, then the city's own plans (the check that tuning does no harm),
+#: queue clearance and plain max-pressure (the other kinds of rule), then by how often and
+#: how much each won on
 #: the ten scenarios of docs/signals.md
 #: (out=1 switch=0 on cologne1 and ingolstadt1; out=0 on cologne8 and grid4x4; switch=3 on
 #: cologne3 and acosta; out=0.5 on ingolstadt7; out=0 switch=3 on arterial4x4; out=0.5
