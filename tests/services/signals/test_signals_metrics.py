@@ -111,9 +111,16 @@ def test_people_on_foot_are_counted_apart_from_vehicles(tmp_path: Path) -> None:
     assert m.trips == 3 and m.delay == pytest.approx((22 + 4 + 10) / 3)
     assert m.people == 2
     assert m.walk_delay == pytest.approx(12.0) and m.walk_waiting == pytest.approx(6.0)
+    # without the totals, the stages that have them are summed (a ride has none)
+    staged = tmp_path / "staged.xml"
+    staged.write_text("<tripinfos><personinfo id='p' depart='0'>"
+                      "<walk timeLoss='3' waitingTime='1'/><ride waitingTime='40'/>"
+                      "<walk timeLoss='5' waitingTime='2'/></personinfo></tripinfos>")
+    m = trip_metrics(staged, 100.0, pending=[])
+    assert m.people == 1 and m.walk_delay == 8.0 and m.walk_waiting == 43.0
     bad = tmp_path / "bad.xml"
-    bad.write_text("<tripinfos><personinfo id='p' waitingTime='1'/></tripinfos>")
-    with pytest.raises(MetricsError, match="'p' lacks attribute 'timeLoss'"):
+    bad.write_text("<tripinfos><personinfo id='p' waitingTime='1' timeLoss='x'/></tripinfos>")
+    with pytest.raises(MetricsError, match="personinfo 'p' has timeLoss='x'"):
         trip_metrics(bad, 100.0, pending=[])
 
 

@@ -37,11 +37,19 @@ class TripMetrics:
 def _f(el: ET.Element, key: str, path: Path) -> float:
     v = el.get(key)
     if v is None:
-        raise MetricsError(f"{path}: tripinfo {el.get('id')!r} lacks attribute {key!r}")
+        raise MetricsError(f"{path}: {el.tag} {el.get('id')!r} lacks attribute {key!r}")
     try:
         return float(v)
     except ValueError as exc:
-        raise MetricsError(f"{path}: tripinfo {el.get('id')!r} has {key}={v!r}") from exc
+        raise MetricsError(f"{path}: {el.tag} {el.get('id')!r} has {key}={v!r}") from exc
+
+
+def _person(el: ET.Element, key: str, path: Path) -> float:
+    """A person's total: the personinfo's own attribute, or (older SUMO, or a plan of rides
+    and stops) the sum over its stages of those that have it."""
+    if el.get(key) is not None:
+        return _f(el, key, path)
+    return sum(_f(stage, key, path) for stage in el if stage.get(key) is not None)
 
 
 def read_pending(path: Path) -> list[tuple[str, float]]:
@@ -90,8 +98,8 @@ def trip_metrics(tripinfo: str | Path, end: float,
                 el.clear()
             elif el.tag == "personinfo":
                 people += 1
-                walk_loss += _f(el, "timeLoss", path)
-                walk_wait += _f(el, "waitingTime", path)
+                walk_loss += _person(el, "timeLoss", path)
+                walk_wait += _person(el, "waitingTime", path)
                 el.clear()
     except ET.ParseError as exc:
         raise MetricsError(f"{path}: not a valid tripinfo file ({exc})") from exc
