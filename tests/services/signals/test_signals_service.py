@@ -14,6 +14,7 @@ from maeul.config import Settings
 from maeul.hub.app import Services
 from maeul.hub.errors import BadRequestData
 from maeul.hub.store.base import TemporalFilter
+from maeul.services.signals.controllers import make
 from maeul.services.signals.publish import (
     FLOW_TYPE,
     SDM,
@@ -236,6 +237,11 @@ def test_bad_settings_and_bad_proposals_are_refused(svc: Services, crossing: Pat
     # `tuned` without a cached tuning: delaypressure's weights, named in the model version
     tuned = SignalService(svc, crossing, "tuned", tuning_dir=tmp_path / "none")
     assert tuned.model_version.startswith("tuned(out=1 switch=0 gate=off)@maeul-")
+    # every kind of candidate is named, so decisions record which rule acted
+    for params, named in (({"actuated": True}, "tuned(actuated=on)@"),
+                          ({"pressure": True}, "tuned(pressure=on)@")):
+        kind = SignalService(svc, crossing, make("tuned", params))
+        assert kind.model_version.startswith(named), kind.model_version
     with pytest.raises(TwinError, match="not found"):
         SignalService(svc, tmp_path / "nope.sumocfg", "delaypressure")
     service = SignalService(svc, crossing, "fixed", end=10).start()
