@@ -3,15 +3,18 @@ serves people waiting at a crossing whose green no vehicle queue asks for."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from maeul.services.signals.controllers import DelayPressure, GuardedActuated, make
 from maeul.services.signals.lights import box_clear
+from maeul.services.signals.metrics import TripMetrics, trip_metrics
 from maeul.services.signals.runner import simulate
-from maeul.services.signals.twin import Timing, sumo_tool
+from maeul.services.signals.twin import Timing, sumo_home, sumo_tool
 
 NODES = """<nodes>
   <node id="W" x="-200" y="0"/><node id="C" x="0" y="0" type="traffic_light"/>
@@ -206,36 +209,31 @@ def test_a_crossing_turns_green_only_once_vehicles_that_cross_it_have_left(
     assert greens_off >= 20 and early_off >= 3, (greens_off, early_off)
 
 
+def _with_and_without(cfg: Path, ctl: str, tmp: Path, params: dict[str, Any] | None = None,
+                      **kw: Any) -> tuple[TripMetrics, TripMetrics]:
+    """The same run with the wait for the box (its default) and without it."""
+    out = []
+    for wait in (Timing().box_wait, 0.0):
+        path = tmp / f"{cfg.parent.name}-{wait}.xml"
+        res = simulate(cfg, make(ctl, params), path, timing=Timing(box_wait=wait), **kw)
+        out.append(trip_metrics(path, res.end))
+    return out[0], out[1]
+
+
 def test_without_people_vehicles_do_not_wait_for_the_box(tmp_path: Path) -> None:
     """The same crossing with no one walking: nothing slows the vehicles inside the box, so
     the rule holds no vehicle link and the run is the one without it, to the digit."""
-    from maeul.services.signals.metrics import trip_metrics
-
-    cfg = _crossroads(tmp_path / "x", people=False)
-    runs = []
-    for wait in (Timing().box_wait, 0.0):
-        out = tmp_path / f"r{wait}.xml"
-        res = simulate(cfg, make("actuated"), out, timing=Timing(box_wait=wait))
-        runs.append(trip_metrics(out, res.end))
-    assert runs[0].trips > 100 and runs[0] == runs[1]
+    held, free = _with_and_without(_crossroads(tmp_path / "x", people=False), "actuated",
+                                   tmp_path)
+    assert held.trips > 100 and held == free
     # with people, the vehicle links do wait: the runs differ
-    cfg = _crossroads(tmp_path / "p")
-    with_people = []
-    for wait in (Timing().box_wait, 0.0):
-        out = tmp_path / f"p{wait}.xml"
-        res = simulate(cfg, make("actuated"), out, timing=Timing(box_wait=wait))
-        with_people.append(trip_metrics(out, res.end).delay)
-    assert with_people[0] != with_people[1]
+    held, free = _with_and_without(_crossroads(tmp_path / "p"), "actuated", tmp_path)
+    assert held.delay != free.delay
 
 
 def _people_grid(tmp: Path) -> Path:
     """SUMO's own tools' 3x3 grid of two-lane streets with sidewalks and signalised
     crossings, half an hour of random cars and people (randomTrips' fixed seed)."""
-    import os
-    import sys
-
-    from maeul.services.signals.twin import sumo_home
-
     tmp.mkdir(parents=True, exist_ok=True)
     subprocess.run([sumo_tool("netgenerate"), "--grid", "--grid.number", "3",
                     "--grid.length", "120", "--default.lanenumber", "2", "--tls.guess",
@@ -259,15 +257,7 @@ def test_people_grid_no_longer_locks_up(tmp_path: Path) -> None:
     """On this grid queue clearance locked up for good on seed 3 (no vehicle teleports):
     turners stranded in the box when their green ended met the people of the next green,
     and vehicles of three approaches ended up waiting on each other inside the junction."""
-    from maeul.services.signals.metrics import trip_metrics
-
-    cfg = _people_grid(tmp_path / "g")
-    delays = {}
-    for clear in (Timing().box_wait, 0.0):
-        out = tmp_path / f"t{clear}.xml"
-        res = simulate(cfg, make("tuned", {"actuated": True}), out, seed=3, end=3600,
-                       timing=Timing(box_wait=clear))
-        delays[clear] = trip_metrics(out, res.end)
-    held, free = delays[Timing().box_wait], delays[0.0]
+    held, free = _with_and_without(_people_grid(tmp_path / "g"), "tuned", tmp_path,
+                                   {"actuated": True}, seed=3, end=3600)
     assert held.throughput == held.trips and held.delay < 80, held
     assert free.throughput < free.trips and free.delay > 3 * held.delay, free

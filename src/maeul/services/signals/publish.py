@@ -14,7 +14,6 @@ in the default vocabulary, as the KPI ``traffic-delay`` expects.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...ingest.devices import IngestError, validate_device
-from .twin import Intersection
+from .twin import Intersection, open_xml
 
 log = logging.getLogger(__name__)
 SDM = "https://smartdatamodels.org/dataModel.Transportation/"
@@ -319,9 +318,8 @@ class DetectorPublisher:
 
 def georeferenced(net_file: Path) -> bool:
     """Whether a SUMO network has a geo projection (its ``location`` element says so)."""
-    opener: Any = gzip.open if net_file.suffix == ".gz" else open
     try:
-        with opener(net_file, "rb") as fh:
+        with open_xml(net_file) as fh:
             for _event, el in ET.iterparse(fh, events=("start",)):
                 if el.tag == "location":
                     return el.get("projParameter", "!") not in ("!", "")

@@ -261,13 +261,13 @@ def _loop(conn: Any, inters: list[Intersection], ctl: Controller, timing: Timing
         for inter in inters:
             s = sig[inter.id]
             if s.yellow_until is not None and now >= s.yellow_until:
-                before = inter.green_state(s.green)
+                if timing.box_wait > 0 and inter.box_foes:
+                    turned = newly_green(inter.green_state(s.green),
+                                         inter.green_state(s.target))
+                    s.box_held = box_clear(conn, inter, turned)
+                    s.box_until = now + timing.box_wait if s.box_held else None
                 s.green, s.since, s.yellow_until = s.target, now, None
                 s.held, s.held_next = s.held_next, frozenset()
-                if timing.box_wait > 0 and inter.box_foes:
-                    s.box_held = box_clear(conn, inter,
-                                           newly_green(before, inter.green_state(s.green)))
-                    s.box_until = now + timing.box_wait if s.box_held else None
                 TL.setRedYellowGreenState(inter.id, s.shown(inter))
                 if record:
                     result.log.append((now, inter.id, s.shown(inter), "green"))

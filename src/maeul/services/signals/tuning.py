@@ -167,7 +167,7 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
         # chosen again from the cached means: a change of the rule applies at once
         t.best = check_params(choose([c["params"] for c in t.candidates],
                                      [c.get("mean") for c in t.candidates]))
-    except (OSError, ValueError, TypeError, AttributeError, KeyError, StopIteration):
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return None  # absent, unreadable, altered or from another version: tune again
     return t
 

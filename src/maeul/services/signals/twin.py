@@ -9,6 +9,7 @@ minimum green and gives emergency vehicles priority.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import math
 import os
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from .lights import (
     BOX_WAIT,
@@ -152,17 +153,21 @@ def read_config(path: str | Path) -> ScenarioConfig:
     return ScenarioConfig(p, nets, routes, adds, float(begin) if begin else 0.0, stop)
 
 
+def open_xml(path: Path) -> IO[bytes]:
+    """A SUMO XML file for reading, gzipped (``.gz``) or not."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
 def require_lights(config: str | Path) -> ScenarioConfig:
     """``read_config``, and a TwinError when no network file defines a traffic light (checked
     before a benchmark or a tuning starts its simulations)."""
-    import gzip
-
     cfg = read_config(config)
     for name in cfg.net_files:
         path = cfg.path.parent / name
-        opener: Any = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rb") as fh:
+            with open_xml(path) as fh:
                 for _, el in ET.iterparse(fh, events=("start",)):
                     if el.tag == "tlLogic":
                         return cfg
@@ -175,15 +180,12 @@ def demand_end(route_files: list[Path]) -> float | None:
     """For a configuration without an end time: the last scheduled departure (vehicles, trips,
     flow ends) rounded up to the minute, so the run covers the demand the scenario defines
     (Bologna's acosta: 3598 s -> 3600 s). None when the files schedule nothing."""
-    import gzip
-
     last = None
     for path in route_files:
         if not path.is_file():
             raise TwinError(f"route file not found: {path}")
-        opener: Any = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rb") as fh:
+            with open_xml(path) as fh:
                 for _, el in ET.iterparse(fh, events=("end",)):
                     if el.tag not in ("vehicle", "trip", "flow", "person"):
                         continue
