@@ -482,7 +482,8 @@ class CareBatch:
         # (mornings without any activity by 14:00 are absences, not wake times)
         wl = wake_lengths(self.wake_hist[rows], p.other_daytype_morning)
         tol = self.tol[rows, G_INACT, MORNING[0] // 4:MORNING[1] // 4].max(1)
-        c = np.asarray(p.c_inactive, np.float32)[None, None, :] * np.exp2(-tol)[:, None, None]
+        cm = p.c_inactive if p.c_morning is None else p.c_morning
+        c = np.asarray(cm, np.float32)[None, None, :] * np.exp2(-tol)[:, None, None]
         thr = thresholds(self.p, wl, months[:, None], np.broadcast_to(c, (len(rows), 2, 3)))
         self.thr_m[rows] = np.where(wl.sum(2, keepdims=True) >= 5, thr, 1 << 20)
         nh = self.night_hist[rows]

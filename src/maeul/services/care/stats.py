@@ -47,6 +47,10 @@ class CareParams:
     other_daytype: float = 1.0  # weight of weekday spells for weekend thresholds and back
     other_daytype_morning: float = 0.25  # the same for the day's start (weekends start later)
     c_inactive: tuple[float, float, float] = (0.25, 0.06, 0.015)  # per month: 관심/주의/심각
+    # the day's start (no activity by the usual time), per month: 관심/주의/심각 (None: as
+    # c_inactive). 관심 only: its 주의 and 심각 added false cases (0.68 -> 0.50 a month without
+    # them) and shortened no delay on the tuning data; the quiet-spell rule raises those
+    c_morning: tuple[float, float, float] | None = (0.25, 0.0, 0.0)
     c_appliance: tuple[float, float, float] = (0.2, 0.04, 0.0)  # 0: grade never raised
     c_night: float = 0.3
     c_low: float = 0.3
@@ -59,7 +63,7 @@ class CareParams:
     # 주의 thresholds of the quiet-spell detector: this many false cases a month, spread over
     # the 48 start bins where they shorten incidents' delays most (``allocate``); 0 for one
     # rate limit (c_inactive) per bin
-    budget: float = 0.7
+    budget: float = 1.0
     alloc_iter: int = 12  # bisection steps for the budget's price (log10, 0 to 12)
     alloc_every: int = 7  # days between refits of the allocation
     # an automatic cycle does not end a quiet spell of at least bridge_min_h hours: activity of
