@@ -271,3 +271,75 @@ def test_plain_pressure_must_win_by_a_clear_margin(
     path.write_text(json.dumps(t.as_dict() | {"best": plain}))  # an older rule's choice
     again = load(cfg, cache, (1, 2), (GOOD, plain))
     assert again is not None and again.best == GOOD
+
+
+def _seeded_runs(table: dict[float, dict[int, float]], calls: list[list[tuple[float, int]]]):  # type: ignore[no-untyped-def]
+    """bench.run_jobs without SUMO: the delay of candidate `out` on each seed, 10 s a run."""
+    def run_jobs(jobs: list[bench.Job], workers: int) -> list[dict[str, object]]:
+        calls.append([(float(p["out"]), seed) for _n, _c, seed, _e, p in jobs])  # type: ignore[index]
+        return [{"net": net, "params": p, "seed": seed, "seconds": 10.0,
+                 "delay": table[float(p["out"])][seed]}  # type: ignore[index]
+                for net, _c, seed, _e, p in jobs]
+    return run_jobs
+
+
+def test_finalists_run_the_validation_seeds_and_the_choice_uses_every_seed(
+        make_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    cfg = str(make_scenario(end=300))
+    cands = ({"out": 1.0}, {"out": 0.5}, {"out": 0.0})
+    # out=0.5 wins the first round by 2% (a lucky draw) and loses the validation seeds
+    # badly (a lock-up on seed 104); out=0 is 20% behind and never a finalist
+    table = {1.0: {100: 30.0, 101: 31.0, 102: 29.0, 103: 30.0, 104: 31.0, 105: 30.0},
+             0.5: {100: 29.4, 101: 30.4, 102: 28.4, 103: 30.0, 104: 90.0, 105: 30.0},
+             0.0: {100: 36.0, 101: 37.0, 102: 35.0, 103: 1.0, 104: 1.0, 105: 1.0}}
+    calls: list[list[tuple[float, int]]] = []
+    monkeypatch.setattr(bench, "run_jobs", _seeded_runs(table, calls))
+    seeds = (100, 101, 102, 103, 104, 105)
+    cache = tmp_path / "t"
+    t = tune_many([cfg], workers=1, cache_dir=cache, seeds=seeds, candidates=cands,
+                  budget_s=None)[cfg]
+    assert tuning.finalists(list(cands), [30.0, 29.4, 36.0]) == [0, 1]
+    # the first round on 100-102 for all three, then the two finalists on 103-105
+    assert sorted(calls[-1]) == [(0.5, 103), (0.5, 104), (0.5, 105),
+                                 (1.0, 103), (1.0, 104), (1.0, 105)]
+    by = {c["params"]["out"]: c for c in t.candidates}
+    assert by[0.5]["mean"] < by[1.0]["mean"]  # the first round alone would pick out=0.5
+    assert by[0.5]["validation"] == [30.0, 90.0, 30.0]
+    assert by[1.0]["mean_all"] == pytest.approx(30.17, abs=0.01)
+    assert "validation" not in by[0.0]  # its 1.0 s on the later seeds were never run
+    assert t.best == {"out": 1.0}
+    # read back from the cache, the same choice; the table shows the validation seeds
+    again = load(cfg, cache, seeds, cands)
+    assert again is not None and again.best == {"out": 1.0}
+    shown = tuning.format_tuning(again)
+    assert "validation 30.0, 90.0, 30.0, all seeds 39.70" in shown
+    # a network whose first round leaves one candidate clearly ahead runs no validation
+    assert tuning.finalists(list(cands), [30.0, 33.0, 36.0]) == []
+    # an unguarded candidate counts its margin: 30 * 1.1 = 33 is not within 5% of 30;
+    # 27.5 * 1.1 = 30.25 is
+    assert tuning.finalists([{"out": 1.0}, {"pressure": True}], [30.0, 30.0]) == []
+    assert tuning.finalists([{"out": 1.0}, {"pressure": True}], [30.0, 27.5]) == [0, 1]
+
+
+def test_validation_keeps_to_the_budget(make_scenario, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    cfg = str(make_scenario(end=300))
+    cands = ({"out": 1.0}, {"out": 0.5})
+    table = {1.0: dict.fromkeys(range(100, 106), 30.0), 0.5: dict.fromkeys(range(100, 106), 29.9)}
+    calls: list[list[tuple[float, int]]] = []
+    monkeypatch.setattr(bench, "run_jobs", _seeded_runs(table, calls))
+    seeds = (100, 101, 102, 103, 104, 105)
+    # 10 s a run on one worker: the first round takes 60 s; 80 s leave no room for 60 more
+    log = io.StringIO()
+    t = tune_many([cfg], workers=1, cache_dir=None, seeds=seeds, candidates=cands,
+                  budget_s=80.0, log=log)[cfg]
+    assert len(calls) == 2 and all("validation" not in c for c in t.candidates)
+    assert "no time left in the budget for the validation seeds" in log.getvalue()
+    assert t.best == {"out": 1.0}  # 29.9 is within 1% of 30.0: the earlier candidate
+    calls.clear()
+    t = tune_many([cfg], workers=1, cache_dir=None, seeds=seeds, candidates=cands,
+                  budget_s=120.0)[cfg]
+    assert len(calls) == 3 and all(len(c["validation"]) == 3 for c in t.candidates)

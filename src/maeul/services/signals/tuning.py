@@ -11,14 +11,16 @@ The best weights differ between networks (tuning seeds 100-102, mean delay in se
   (354 to 1,176).
 
 No one setting is best everywhere, so the controller optimises its weights on the network it
-runs on: each candidate runs the network's own demand on the tuning seeds (never the seeds a
-report uses), and the one with the lowest mean RESCO delay wins. A mean within 1% of the
+runs on: each candidate runs the network's own demand on the first three tuning seeds (never
+the seeds a report uses); the finalists, within 5% of the lowest mean, run three more, and the
+one with the lowest mean RESCO delay over the seeds it ran wins. A mean within 1% of the
 lowest counts as a tie, won by the earlier candidate; the first is delaypressure's default, so
 a network where the weights make no real difference keeps it. The choice is cached, keyed by
 the content of the network's files, so a changed network is tuned again.
 
-Cost: candidates x seeds simulations of the network (15 x 3 with the defaults), spread over
-the worker processes: about 4 minutes for ingolstadt21 on 2 cores. The issue allows 30 minutes
+Cost: candidates x 3 simulations of the network (15 x 3 with the defaults), and 3 more for
+each of at most three finalists, spread over the worker processes: about 5 minutes for
+ingolstadt21 on 2 cores. The issue allows 30 minutes
 of training per network on 2 cores, and a network we have not seen may be far larger, so
 tuning keeps to a time budget (``BUDGET_S``): the default candidate runs first, its runs
 time the network, and only as many other candidates as fit in what is left are tried, in
@@ -67,8 +69,16 @@ PRIORITY: tuple[int, ...] = (0, 12, 13, 14, 4, 1, 2, 5, 3, 8, 6, 10, 7, 9, 11)
 #: wall-clock seconds of simulation a network's tuning may take on the workers given (the
 #: issue: training within 30 minutes per network on 2 cores)
 BUDGET_S = 1800.0
-#: seeds the tuner simulates; reports use 0..N-1
-TUNING_SEEDS: tuple[int, ...] = (100, 101, 102)
+#: seeds the tuner simulates; reports use 0..N-1. Every candidate runs the first
+#: FIRST_ROUND of them; the finalists (``finalists``) run the rest as well, and the choice
+#: among them is made on all of them
+TUNING_SEEDS: tuple[int, ...] = (100, 101, 102, 103, 104, 105)
+FIRST_ROUND = 3
+#: at most this many candidates go on to the validation seeds: those whose first-round mean
+#: is within FINAL_MARGIN of the lowest (as ``choose`` counts it, the unguarded margin
+#: included)
+FINALISTS = 3
+FINAL_MARGIN = 0.05
 #: means within this fraction of the lowest count as equal (the earlier candidate wins)
 TIE = 0.01
 #: a candidate without our guards (plain max-pressure) must beat the best guarded one by
@@ -165,8 +175,7 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
             return None
         check_params(t.best)  # a file altered by hand is not trusted
         # chosen again from the cached means: a change of the rule applies at once
-        t.best = check_params(choose([c["params"] for c in t.candidates],
-                                     [c.get("mean") for c in t.candidates]))
+        t.best = check_params(decide([c["params"] for c in t.candidates], t.candidates))
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return None  # absent, unreadable, altered or from another version: tune again
     return t
@@ -175,11 +184,36 @@ def load(config: str | Path, cache_dir: Path = DEFAULT_DIR,
 def choose(cands: list[dict[str, Any]], means: list[float | None]) -> dict[str, Any]:
     """The candidate with the lowest mean delay; a mean within TIE of the lowest is noise, so
     the earliest such candidate wins, and one without guards counts UNGUARDED more."""
-    eff = [None if m is None else m * (1 + UNGUARDED) if c.get("pressure") else m
-           for c, m in zip(cands, means, strict=True)]
+    eff = _effective(cands, means)
     low = min(m for m in eff if m is not None)
     return dict(cands[next(i for i, m in enumerate(eff) if m is not None
                            and m <= low * (1 + TIE))])
+
+
+def _effective(cands: list[dict[str, Any]], means: list[float | None]) -> list[float | None]:
+    return [None if m is None else m * (1 + UNGUARDED) if c.get("pressure") else m
+            for c, m in zip(cands, means, strict=True)]
+
+
+def finalists(cands: list[dict[str, Any]], means: list[float | None]) -> list[int]:
+    """The candidates worth more seeds: at most FINALISTS, lowest first-round mean first,
+    each within FINAL_MARGIN of the lowest (as ``choose`` counts it). None when only one is
+    that close: more seeds cannot change a choice that has no rival."""
+    eff = _effective(cands, means)
+    known = sorted((m, i) for i, m in enumerate(eff) if m is not None)
+    if not known:
+        return []
+    low = known[0][0]
+    close = [i for m, i in known if m <= low * (1 + FINAL_MARGIN)][:FINALISTS]
+    return sorted(close) if len(close) > 1 else []
+
+
+def decide(cands: list[dict[str, Any]], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The choice from a tuning's records: among the finalists, by their mean over every
+    seed they ran (``mean_all``); without finalists, by the first round's means."""
+    if any(e.get("mean_all") is not None for e in entries):
+        return choose(cands, [e.get("mean_all") for e in entries])
+    return choose(cands, [e.get("mean") for e in entries])
 
 
 def tuning_seeds(report: range) -> tuple[int, ...] | None:
@@ -245,17 +279,22 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
     if not todo:
         return done
     if log is not None:
-        print(f"tuning {len(todo)} network(s): {len(cands)} candidates x {len(seeds)} seeds",
-              file=log, flush=True)
+        print(f"tuning {len(todo)} network(s): {len(cands)} candidates x "
+              f"{len(seeds[:FIRST_ROUND])} seeds"
+              + (f", finalists on {len(seeds[FIRST_ROUND:])} more" if seeds[FIRST_ROUND:]
+                 else ""), file=log, flush=True)
     order = list(PRIORITY) if candidates is CANDIDATES else list(range(len(cands)))
     if sorted(order) != list(range(len(cands))):
         raise ValueError("PRIORITY must list every candidate once")
+    first = seeds[:FIRST_ROUND]
+    later = seeds[FIRST_ROUND:]
     t0 = time.monotonic()
-    # the first candidate (the defaults) on every seed: it also times each network
+    # the first candidate (the defaults) on every first-round seed: it also times each network
     rows = bench.run_jobs([(net, "tuned", seed, end, cands[order[0]])
-                           for net in todo for seed in seeds], workers)
+                           for net in todo for seed in first], workers)
     spent = {net: sum(r.get("seconds", 0.0) for r in rows if r["net"] == net) / workers
              for net in todo}
+    per_run = {net: spent[net] / len(first) for net in todo}  # wall seconds on the workers
     tried = {net: [order[0]] for net in todo}
     for net in todo:
         per_candidate = spent[net]  # the same number of runs as the first candidate's
@@ -269,26 +308,55 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
                   f"{len(tried[net])} of {len(cands)} candidates fit the budget of "
                   f"{budget_s:.0f} s", file=log, flush=True)
     rows += bench.run_jobs([(net, "tuned", seed, end, cands[i])
-                            for net in todo for i in tried[net][1:] for seed in seeds], workers)
+                            for net in todo for i in tried[net][1:] for seed in first], workers)
+
+    def delays_of(net: str, cand: dict[str, float], among: tuple[int, ...]) -> list[float]:
+        return [r["delay"] for r in rows
+                if r["net"] == net and r["params"] == cand and r["seed"] in among]
+
+    means: dict[str, list[float | None]] = {
+        net: [statistics.fmean(delays_of(net, c, first)) if i in tried[net] else None
+              for i, c in enumerate(cands)] for net in todo}
+    # the finalists of the first round run the validation seeds, as far as the budget lets
+    final: dict[str, list[int]] = {}
+    for net in todo:
+        final[net] = finalists(list(cands), means[net]) if later else []
+        if final[net] and budget_s is not None:
+            left = budget_s - spent[net] * len(tried[net])
+            fit = int(max(0.0, left) // (per_run[net] * len(later))) if per_run[net] > 0 \
+                else len(final[net])
+            if fit < 2:  # one finalist alone cannot change the choice
+                final[net] = []
+            else:  # the lowest first-round means keep their places
+                keep = sorted(final[net], key=lambda i: means[net][i] or 0.0)[:fit]
+                final[net] = sorted(keep)
+            if log is not None and not final[net]:
+                print(f"tuning {bench.display_name(net)}: no time left in the budget for the "
+                      "validation seeds; chosen on the first round", file=log, flush=True)
+    jobs: list[bench.Job] = [(net, "tuned", seed, end, cands[i]) for net in todo
+                             for i in final[net] for seed in later]
+    if jobs:
+        rows += bench.run_jobs(jobs, workers)
     seconds = time.monotonic() - t0
     for net in todo:
         t = Tuning(bench.display_name(net), fingerprint(net), list(seeds),
                    seconds=round(seconds, 1), budget_s=budget_s,
                    run_seconds=round(sum(r.get("seconds", 0.0) for r in rows
                                          if r["net"] == net) / workers, 3))
-        means: list[float | None] = []
         for i, cand in enumerate(cands):
             if i not in tried[net]:
-                means.append(None)
                 t.candidates.append({"params": cand, "delays": [], "mean": None,
                                      "skipped": "budget"})
                 continue
-            delays = [r["delay"] for r in rows if r["net"] == net and r["params"] == cand]
-            mean = statistics.fmean(delays)
-            means.append(mean)
-            t.candidates.append({"params": cand, "delays": [round(d, 2) for d in delays],
-                                 "mean": round(mean, 2)})
-        t.best = choose(list(cands), means)
+            delays = delays_of(net, cand, first)
+            entry: dict[str, Any] = {"params": cand, "delays": [round(d, 2) for d in delays],
+                                     "mean": round(statistics.fmean(delays), 2)}
+            if i in final[net]:
+                more = delays_of(net, cand, later)
+                entry["validation"] = [round(d, 2) for d in more]
+                entry["mean_all"] = round(statistics.fmean(delays + more), 2)
+            t.candidates.append(entry)
+        t.best = decide(list(cands), t.candidates)
         if cache_dir is not None and end is None:
             try:
                 cache_dir.mkdir(parents=True, exist_ok=True)
@@ -308,8 +376,12 @@ def format_tuning(t: Tuning) -> str:
             lines.append(f"  {params:<30}{'-':>10}  (skipped: over the time budget)")
             continue
         mark = " <- chosen" if c["params"] == t.best else ""
+        more = ""
+        if c.get("validation"):
+            more = (f"; validation {', '.join(f'{d:.1f}' for d in c['validation'])}, "
+                    f"all seeds {c['mean_all']:.2f}")
         lines.append(f"  {params:<30}{c['mean']:>10.2f}  "
-                     f"({', '.join(f'{d:.1f}' for d in c['delays'])}){mark}")
+                     f"({', '.join(f'{d:.1f}' for d in c['delays'])}{more}){mark}")
     return "\n".join(lines)
 
 
