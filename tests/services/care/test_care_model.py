@@ -208,3 +208,28 @@ def test_bad_use_is_refused() -> None:
     with pytest.raises(ValueError, match="not after"):
         m.batch.step(10, [1.0], [1.0], [1])
         m.batch.step(10, [1.0], [1.0], [1])
+
+
+def test_the_morning_detector_raises_attention_only_unless_told_otherwise() -> None:
+    """A resident who falls at 21:00 and does not wake: by default the late morning is a 관심
+    (a check-in call) and 주의/심각 come from the quiet spell; with ``c_morning=None`` (the
+    quiet spells' limits) the morning itself escalates, which on this synthetic home's regular
+    routine comes earlier (the UCI home's irregular mornings made it a cost there)."""
+    from maeul.services.care.stats import CareParams
+
+    def morning_grades(params: CareParams) -> list[int]:
+        grades = []
+        for home in PLAIN[:4]:
+            m = HouseholdModel(f"home-{home}", params)
+            r = CITY.readings(home, 60)
+            m.update(r)
+            m.detect(int(r.t[-1]) + 900)
+            _t0, alerts = incapacitated(m, home, 60, 21.0)
+            grades += [a.grade for a in alerts if a.kind == "no_morning_activity"]
+            assert max(a.grade for a in alerts if a.kind == "inactivity") == 3 or max(
+                grades, default=0) == 3
+        return grades
+
+    default = morning_grades(CareParams())
+    assert default and set(default) == {1}
+    assert max(morning_grades(CareParams(c_morning=None))) >= 2
