@@ -343,3 +343,16 @@ def test_validation_keeps_to_the_budget(make_scenario, monkeypatch: pytest.Monke
     t = tune_many([cfg], workers=1, cache_dir=None, seeds=seeds, candidates=cands,
                   budget_s=120.0)[cfg]
     assert len(calls) == 3 and all(len(c["validation"]) == 3 for c in t.candidates)
+
+
+def test_identical_runs_go_on_once() -> None:
+    """Weights that make no difference on a network give the same runs to the digit: only the
+    earliest of them is a finalist, and the next distinct candidate takes the free place."""
+    cands = [{"out": 1.0}, {"out": 0.5}, {"out": 0.0}, {"actuated": True}]
+    means = [20.5, 20.5, 20.5, 21.0]
+    same = [20.0, 21.0, 20.5]
+    delays = [same, same, list(same), [21.0, 21.0, 21.0]]
+    assert tuning.finalists(cands, means) == [0, 1, 2]
+    assert tuning.finalists(cands, means, delays) == [0, 3]
+    # all alike: no rival, no validation
+    assert tuning.finalists(cands[:3], means[:3], delays[:3]) == []

@@ -195,16 +195,29 @@ def _effective(cands: list[dict[str, Any]], means: list[float | None]) -> list[f
             for c, m in zip(cands, means, strict=True)]
 
 
-def finalists(cands: list[dict[str, Any]], means: list[float | None]) -> list[int]:
+def finalists(cands: list[dict[str, Any]], means: list[float | None],
+              delays: list[list[float]] | None = None) -> list[int]:
     """The candidates worth more seeds: at most FINALISTS, lowest first-round mean first,
-    each within FINAL_MARGIN of the lowest (as ``choose`` counts it). None when only one is
+    each within FINAL_MARGIN of the lowest (as ``choose`` counts it). A candidate whose
+    first-round delays are another's to the digit ran the same simulation (a weight that makes
+    no difference on the network): only the earlier of them goes on. None when only one is
     that close: more seeds cannot change a choice that has no rival."""
     eff = _effective(cands, means)
     known = sorted((m, i) for i, m in enumerate(eff) if m is not None)
     if not known:
         return []
     low = known[0][0]
-    close = [i for m, i in known if m <= low * (1 + FINAL_MARGIN)][:FINALISTS]
+    close: list[int] = []
+    seen: set[tuple[float, ...]] = set()
+    for m, i in known:  # by mean, then by position: the earlier of identical runs first
+        if m > low * (1 + FINAL_MARGIN) or len(close) == FINALISTS:
+            break
+        if delays is not None:
+            runs = tuple(round(d, 2) for d in delays[i])
+            if runs in seen:
+                continue
+            seen.add(runs)
+        close.append(i)
     return sorted(close) if len(close) > 1 else []
 
 
@@ -320,7 +333,8 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
     # the finalists of the first round run the validation seeds, as far as the budget lets
     final: dict[str, list[int]] = {}
     for net in todo:
-        final[net] = finalists(list(cands), means[net]) if later else []
+        final[net] = finalists(list(cands), means[net],
+                               [delays_of(net, c, first) for c in cands]) if later else []
         if final[net] and budget_s is not None:
             left = budget_s - spent[net] * len(tried[net])
             fit = int(max(0.0, left) // (per_run[net] * len(later))) if per_run[net] > 0 \
