@@ -52,3 +52,31 @@ def test_bound_reports_median_p95_and_the_cost_of_four_hours() -> None:
     # going under 4 h means alerting on every one of the ten spells: one a month
     assert rep["false_per_month_for_median_under_4h"] == 1.0
     assert hindsight_bound(_data(spells, [], months=10.0)) == {"events": 0}
+
+
+def test_several_homes_share_the_false_cases_and_pool_their_events() -> None:
+    """Each home has its own thresholds; the false cases a month are counted over all homes,
+    so a home whose normal spells are short can alert early while another spends nothing."""
+    # home A: 8 h spells at Monday 09:00, one a month; home B: only 2 h spells there
+    a = _data([(_slot(4 + 7 * i, 9), 32) for i in range(10)], [(_slot(102, 9), 0)] * 10,
+              months=10.0)
+    b = _data([(_slot(4 + 7 * i, 9), 8) for i in range(10)], [(_slot(102, 9), 0)] * 10,
+              months=10.0)
+    # alone, A's ten events need its ten spells as false cases to be found within 4 h ...
+    assert list(best_detected(a, 4.0, 10))[9:] == [0, 10]
+    # ... B's are found within 3 h at no cost (a threshold above 2 h and under 3 h)
+    assert best_detected(b, 3.0, 0)[0] == 10
+    both = best_detected([a, b], 3.0, 10)
+    assert both[0] == 10 and both[10] == 20
+    rep = hindsight_bound([a, b], per_month=0.5)  # 10 false cases over 20 home-months
+    assert rep["events"] == 20 and rep["false_cases_allowed"] == 10
+    # ten false cases buy A's events at once (a threshold of one slot: 0.25 h), B's come free
+    # at 2.25 h (a threshold of 9 slots, past its 2 h spells): half the events within
+    # 0.25 h, all within 2.25 h
+    assert rep["median_h"] == 0.25 and rep["p95_h"] == 2.25
+    assert rep["false_per_month_for_median_under_4h"] == 0.0
+    assert rep["median_under_4h_searched"]
+    # a search too large for the exact bound is named, not run
+    many = [a] * 30
+    far = hindsight_bound(many, per_month=10.0)
+    assert "too many homes or months" in far["skipped"] and far["events"] == 300

@@ -199,6 +199,12 @@ def test_eval_of_several_homes_in_watts(uci_path: Path, uci_head: Any, tmp_path:
     assert rep["interval_s"] == 900 and rep["readings"] == u.size
     det = rep["detection"]["all"]
     assert det["events"] + det["skipped_open_case"] == 16  # 8 per evaluated home
+    # the hindsight bound over both homes: their daytime events pooled, no more than one
+    # false case a month over the homes' months together
+    bound = rep["detection"]["bound_06_22"]
+    assert bound["events"] == rep["detection"]["start_06_22"]["events"]
+    assert bound["false_cases_allowed"] == int(rep["months_evaluated"])
+    assert bound["events"] == 0 or bound["median_h"] is not None
     # one home alone gives that home's own row
     assert cli_eval(None, _eval_args(p, household="south")) == 0
     one = json.loads(capsys.readouterr().out)
