@@ -200,8 +200,8 @@ def finalists(cands: list[dict[str, Any]], means: list[float | None],
     """The candidates worth more seeds: at most FINALISTS, lowest first-round mean first,
     each within FINAL_MARGIN of the lowest (as ``choose`` counts it). A candidate whose
     first-round delays are another's to the digit ran the same simulation (a weight that makes
-    no difference on the network): only the earlier of them goes on. None when only one is
-    that close: more seeds cannot change a choice that has no rival."""
+    no difference on the network): only the earlier of them goes on. No finalists (an empty
+    list) when only one is that close: more seeds cannot change a choice without a rival."""
     eff = _effective(cands, means)
     known = sorted((m, i) for i, m in enumerate(eff) if m is not None)
     if not known:
