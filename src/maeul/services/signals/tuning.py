@@ -364,7 +364,7 @@ def tune_many(configs: list[str], workers: int = 2, cache_dir: Path | None = DEF
                 continue
             delays = delays_of(net, cand, first)
             entry: dict[str, Any] = {"params": cand, "delays": [round(d, 2) for d in delays],
-                                     "mean": round(statistics.fmean(delays), 2)}
+                                     "mean": round(means[net][i] or 0.0, 2)}
             if i in final[net]:
                 more = delays_of(net, cand, later)
                 entry["validation"] = [round(d, 2) for d in more]
