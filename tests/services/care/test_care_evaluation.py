@@ -66,3 +66,32 @@ def test_cli_refuses_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         f"2024-01-{d:02d} {h:02d}:00,0.5\n" for d in range(1, 29) for h in range(24)))
     assert cli_eval(None, _args(short)) == 2
     assert "need at least 67 days" in capsys.readouterr().err
+
+
+def test_injected_standby_leaves_out_days_without_a_quiet_hour() -> None:
+    """The incident leaves the home at its standby level: the standby hours of a day that had
+    no quiet hour (busy all day, a heater on) are not copied into the injected trace."""
+    import numpy as np
+
+    from maeul.services.care.evaluation import _StandbyLibrary
+    from maeul.services.care.readings import Readings
+    from maeul.services.care.slots import summarise
+
+    t = np.arange(0, 60 * 86400, 60, dtype=np.int64)
+    hour = (t // 3600) % 24
+    day = t // 86400
+    # 0.2 kW at night, 0.6 kW by day; every fifth day 1.5 kW around the clock
+    kw = np.where((hour >= 1) & (hour < 6), 0.2, 0.6)
+    kw = np.where(day % 5 == 2, 1.5, kw)
+    r = Readings(t, kw.astype(np.float64))
+    lib = _StandbyLibrary(r, summarise(r))
+    assert lib.hours.size == 60 * 3  # each day's three quietest hours, busy days included
+    assert np.isclose(lib.mean.max(), 1.5) and np.isclose(lib.mean.min(), 0.2)
+    rng = np.random.default_rng(0)
+    trace = lib.trace(30 * 86400, 48, rng)
+    assert len(trace) == 48 * 60
+    assert np.allclose(trace.kw, 0.2)  # no busy day's hour among 48
+    # where the window has too few hours left, the whole library is the pool (never empty)
+    busy = Readings(t[: 3 * 1440], np.full(3 * 1440, 1.5))  # three days, all busy
+    lib2 = _StandbyLibrary(busy, summarise(busy))
+    assert len(lib2.trace(86400, 5, rng)) == 5 * 60

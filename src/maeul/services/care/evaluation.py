@@ -251,6 +251,10 @@ def _secs(a: Alert) -> int:
     return int((a.time - to_datetime(0)).total_seconds())
 
 
+# standby hours more than this many times the median of their 61-day window are not standby
+BUSY = 2.0
+
+
 class _StandbyLibrary:
     """The home's standby hours: each day's three quietest whole hours (by mean power)."""
 
@@ -270,11 +274,21 @@ class _StandbyLibrary:
         pick = order[(rank < 3) & np.isfinite(mean[order])]
         if pick.size == 0:
             raise ValueError("no standby hours found (the data needs whole hours of readings)")
-        self.hours = np.sort(hours[pick]).astype(np.int64) * 3600  # starts of standby hours
+        pick = np.sort(pick)
+        self.hours = hours[pick].astype(np.int64) * 3600  # starts of standby hours
+        self.mean = mean[pick]  # their mean power (kW)
 
     def trace(self, t0: int, hours: int, rng: np.random.Generator) -> Readings:
-        """``hours`` of standby readings starting at ``t0``, from days within 30 days of it."""
-        near = self.hours[np.abs(self.hours - t0) <= 30 * 86400]
+        """``hours`` of standby readings starting at ``t0``, from days within 30 days of it.
+
+        A day that had no quiet hour (at home and busy all day, a heater on for hours) gives
+        hours far above the others: those over ``BUSY`` times the window's median are left
+        out, since the incident leaves the home at its standby level, and a load of a kW and
+        more switching on at a random hour would be taken for someone at home."""
+        sel = np.abs(self.hours - t0) <= 30 * 86400
+        near, mean = self.hours[sel], self.mean[sel]
+        if near.size:
+            near = near[mean <= BUSY * np.median(mean)]
         pool = near if near.size >= 10 else self.hours
         ts, ks = [], []
         for i, h in enumerate(rng.choice(pool, size=hours)):
