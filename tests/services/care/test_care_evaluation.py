@@ -6,10 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from maeul.services.care.evaluation import cli_eval, evaluate, format_table
-from maeul.services.care.readings import load_readings
+from maeul.services.care.evaluation import _StandbyLibrary, cli_eval, evaluate, format_table
+from maeul.services.care.readings import Readings, load_readings
+from maeul.services.care.slots import summarise
 
 
 def test_evaluation_on_six_months_of_real_data(uci_six_months: Path) -> None:
@@ -71,12 +73,6 @@ def test_cli_refuses_bad_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_injected_standby_leaves_out_days_without_a_quiet_hour() -> None:
     """The incident leaves the home at its standby level: the standby hours of a day that had
     no quiet hour (busy all day, a heater on) are not copied into the injected trace."""
-    import numpy as np
-
-    from maeul.services.care.evaluation import _StandbyLibrary
-    from maeul.services.care.readings import Readings
-    from maeul.services.care.slots import summarise
-
     t = np.arange(0, 60 * 86400, 60, dtype=np.int64)
     hour = (t // 3600) % 24
     day = t // 86400
@@ -91,7 +87,7 @@ def test_injected_standby_leaves_out_days_without_a_quiet_hour() -> None:
     trace = lib.trace(30 * 86400, 48, rng)
     assert len(trace) == 48 * 60
     assert np.allclose(trace.kw, 0.2)  # no busy day's hour among 48
-    # where the window has too few hours left, the whole library is the pool (never empty)
+    # a window with fewer than ten hours (three days of data): the whole library is the pool
     busy = Readings(t[: 3 * 1440], np.full(3 * 1440, 1.5))  # three days, all busy
     lib2 = _StandbyLibrary(busy, summarise(busy))
     assert len(lib2.trace(86400, 5, rng)) == 5 * 60
