@@ -234,3 +234,30 @@ def test_the_morning_detector_raises_attention_only_unless_told_otherwise() -> N
     default = morning_grades(CareParams())
     assert default and set(default) == {1}
     assert max(morning_grades(CareParams(c_morning=None))) >= 2
+
+
+def test_the_spell_log_holds_the_spells_the_alert_clock_judged() -> None:
+    """An automatic cycle inside a long quiet spell is held by the alert clock; the spells
+    logged for the hindsight bound are those spells, not the pieces the cycle cuts."""
+    home = PLAIN[0]
+    m = trained(home)
+    m.update(day_until(home, 60, 20))
+    log: list[tuple[int, int, int]] = []
+    m.batch.spell_log = log
+    t0 = int(CITY.t0 + 60 * DAY + 20 * 3600)
+    theta = float(m.batch.theta[0])
+    base = float(m.batch.b[0])  # the standby level the model learned
+    t = np.arange(t0, t0 + 11 * 3600, 60, dtype=np.int64)
+    kw = np.full(t.size, base)
+    # two slots with 5 minutes on each (activity ends a spell with two active slots of four):
+    # each slot's mean 3 activity thresholds up, its lowest reading at standby
+    on = (t - t0) % 900 < 300
+    cycle = on & (t >= t0 + 6 * 3600) & (t < t0 + 6 * 3600 + 1800)
+    kw[cycle] += 9 * theta
+    woke = np.arange(t[-1] + 60, t[-1] + 3600, 60, dtype=np.int64)
+    m.update(Readings(np.concatenate([t, woke]),
+                      np.concatenate([kw, np.full(woke.size, base + 2.0)])))
+    m.detect(int(woke[-1]) + 900)
+    assert len(log) == 1, log
+    _, start, length = log[0]
+    assert start * 900 <= t0 + 900 and length >= 4 * 10.5  # the cycle did not cut it

@@ -136,7 +136,8 @@ class CareBatch:
         self.was_silenced: B = z(n, bool)
         self.last_night: I32 = z(n, np.int32)  # evidence of the latest night and day
         self.last_day_kwh: F32 = np.full(n, np.nan, np.float32)
-        # (home, start slot, length) of every quiet spell that activity ended, when a caller
+        # (home, start slot, length) of every quiet spell that activity ended (as the alert
+        # clock saw it: automatic cycles held), when a caller
         # (the evaluation's hindsight bound) asks for them by setting a list here
         self.spell_log: list[tuple[int, int, int]] | None = None
 
@@ -225,10 +226,6 @@ class CareBatch:
             self.ep[back, G_INACT] = 0
             self.woke[back], self.last_sus[back] = True, g
         self.gap = np.where(obs, 0, self.gap + 1).astype(np.int32)
-        ended = sig & (self.qlen > 0)
-        if self.spell_log is not None:
-            self.spell_log.extend((int(i), int(self.qstart[i]), int(self.qlen[i]))
-                                  for i in np.flatnonzero(ended))
         self.qlen = np.where(sig, 0, self.qlen + obs).astype(np.int32)
         self.qstart = np.where(sig, g + 1, self.qstart)
         # the alert clock: activity during a long quiet spell that stays below the strong level
@@ -241,6 +238,9 @@ class CareBatch:
                     (self.aq - self.pend >= int(p.bridge_min_h * 4)))
         bend = sig & ~hold & (self.aq > 0)
         alen = np.maximum(self.aq - self.pend, 0).astype(np.int32)  # before the held activity
+        if self.spell_log is not None:  # the spells the alert clock judged, cycles held
+            self.spell_log.extend((int(i), int(self.aqs[i]), int(alen[i]))
+                                  for i in np.flatnonzero(bend & (alen > 0)))
         learn = bend & ~self.tainted & ~sil & (self.days_seen >= 2) & (alen > 0)
         if learn.any():
             idx = np.flatnonzero(learn)

@@ -305,8 +305,8 @@ def _inject(model: HouseholdModel, r: Readings, lib: _StandbyLibrary, t0: int,
     if int(m.batch.ep[0].max()) >= 2:  # already alerted: the case is open, nothing new to raise
         return EventResult(t0, math.inf, math.inf, "", open_case=True)
     g = t0 // SLOT_S
-    quiet = int(m.batch.qlen[0])
-    spell = int(m.batch.qstart[0]) if quiet else g
+    quiet = int(m.batch.aq[0])  # the alert clock's spell (automatic cycles held)
+    spell = int(m.batch.aqs[0]) if quiet else g
     before = r.between(g * SLOT_S, t0)
     trace = lib.trace(t0, HORIZON_H, rng)
     merged = Readings(np.concatenate([before.t, trace.t]), np.concatenate([before.kw, trace.kw]))
